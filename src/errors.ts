@@ -1,0 +1,38 @@
+// Every error kube-haproxy raises on purpose: one class, literal codes, the useful fields.
+// Callers branch on `code`, never on message text.
+
+export type ErrorCode =
+  | "E_INVALID_IDENTIFIER" // a name, address, port or state refused before it reached the wire
+  | "E_COMMAND_REJECTED" // HAProxy answered a command with an error or an unexpected text
+  | "E_COMMAND_TIMEOUT" // no reply within the per-command timeout
+  | "E_CONNECTION_CLOSED" // the runtime connection broke with commands in flight
+  | "E_NOT_CONNECTED" // a command was sent while no connection was up
+  | "E_LINE_TOO_LONG" // a request line does not fit HAProxy's tune.bufsize
+  | "E_PROTOCOL" // a reply arrived with nothing waiting for it
+  | "E_BAD_OPTION" // a flag or option value is invalid
+  | "E_CONFIG_INVALID" // haproxy -c refused a rendered configuration
+  | "E_RELOAD_FAILED"; // the master CLI reload did not produce a new worker
+
+export class KubeHaproxyError extends Error {
+  override readonly name = "KubeHaproxyError";
+  readonly code: ErrorCode;
+  /** The runtime command concerned, if any. */
+  readonly command: string | undefined;
+  /** HAProxy's own reply text, if any. */
+  readonly reply: string | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: { command?: string; reply?: string; cause?: unknown } = {},
+  ) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    this.command = details.command;
+    this.reply = details.reply;
+  }
+}
+
+export function isKubeHaproxyError(err: unknown, code?: ErrorCode): err is KubeHaproxyError {
+  return err instanceof KubeHaproxyError && (code === undefined || err.code === code);
+}

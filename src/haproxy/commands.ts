@@ -1,0 +1,89 @@
+// Builders for every runtime command kube-haproxy sends. Each one validates what it puts on
+// the wire: HAProxy's CLI splits on spaces and `;` and unescapes `\`, so a Kubernetes name or
+// annotation that carried any of them could inject a second command. Nothing unvalidated
+// ever reaches runtime-client.ts.
+
+import { isIP } from "node:net";
+import { KubeHaproxyError } from "../errors.ts";
+
+/** What a successful reply looks like; anything else is an error for that command. */
+export type Expect = "empty" | "addr-changed" | "server-added" | "server-deleted" | "any";
+
+export interface RuntimeCommand {
+  readonly line: string;
+  readonly expect: Expect;
+}
+
+/** A slot's administrative state as the runtime API names it. */
+export type ServerState = "ready" | "drain" | "maint";
+
+const SERVER_STATES: ReadonlySet<string> = new Set(["ready", "drain", "maint"]);
+
+// HAProxy identifiers: letters, digits, '-', '_', '.', ':' (cfgparse's invalid_char()).
+const IDENTIFIER = /^[A-Za-z0-9_.:-]+$/;
+/** Longer names are refused; names.ts shortens long Service names with a hash to fit. */
+export const MAX_NAME_LENGTH = 100;
+
+function invalid(what: string, value: unknown): KubeHaproxyError {
+  return new KubeHaproxyError("E_INVALID_IDENTIFIER", `invalid ${what}: ${JSON.stringify(value)}`);
+}
+
+export function checkName(what: "backend" | "server" | "frontend", value: string): string {
+  if (typeof value !== "string" || value.length > MAX_NAME_LENGTH || !IDENTIFIER.test(value)) {
+    throw invalid(`${what} name`, value);
+  }
+  return value;
+}
+
+export function checkAddress(value: string): string {
+  // isIP() accepts IPv6 zone ids ("fe80::1%eth0"); a zone is never a pod address.
+  if (typeof value !== "string" || isIP(value) === 0 || value.includes("%")) throw invalid("IP address", value);
+  return value;
+}
+
+export function checkPort(value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > 65535) throw invalid("port", value);
+  return value;
+}
+
+export function checkState(value: string): ServerState {
+  if (!SERVER_STATES.has(value)) throw invalid("server state", value);
+  return value as ServerState;
+}
+
+function server(backend: string, name: string): string {
+  return `${checkName("backend", backend)}/${checkName("server", name)}`;
+}
+
+export function setServerAddr(backend: string, name: string, ip: string, port: number): RuntimeCommand {
+  return {
+    line: `set server ${server(backend, name)} addr ${checkAddress(ip)} port ${checkPort(port)}`,
+    expect: "addr-changed",
+  };
+}
+
+export function setServerState(backend: string, name: string, state: ServerState): RuntimeCommand {
+  return { line: `set server ${server(backend, name)} state ${checkState(state)}`, expect: "empty" };
+}
+
+export function showServersState(backend?: string): RuntimeCommand {
+  return {
+    line: backend === undefined ? "show servers state" : `show servers state ${checkName("backend", backend)}`,
+    expect: "any",
+  };
+}
+
+/**
+ * A dynamic server (HAProxy ≥ 2.6). `default-server` does not apply to it, so the caller
+ * passes every parameter the template servers have; it starts in maintenance.
+ */
+export function addServer(backend: string, name: string, ip: string, port: number): RuntimeCommand {
+  return {
+    line: `add server ${server(backend, name)} ${checkAddress(ip).includes(":") ? `[${ip}]` : ip}:${checkPort(port)} disabled`,
+    expect: "server-added",
+  };
+}
+
+export function delServer(backend: string, name: string): RuntimeCommand {
+  return { line: `del server ${server(backend, name)}`, expect: "server-deleted" };
+}

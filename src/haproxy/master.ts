@@ -1,0 +1,47 @@
+// HAProxy's master CLI (`haproxy -W -S <path>`): process list and reloads. Only structural
+// changes ever reload; endpoint churn goes through the runtime API.
+
+import { connect } from "node:net";
+import { KubeHaproxyError } from "../errors.ts";
+
+/**
+ * Sends one command to the master CLI and returns its whole answer. The master answers and
+ * closes only after the client half-closes its side, hence `end(command)`.
+ */
+export function masterCommand(path: string, command: string, timeoutMs = 5_000): Promise<string> {
+  if (/[\n\r;]/.test(command)) throw new KubeHaproxyError("E_INVALID_IDENTIFIER", `bad master command: ${JSON.stringify(command)}`);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ path });
+    let out = "";
+    socket.setEncoding("utf8");
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`master CLI gave no answer to "${command}" in ${timeoutMs} ms`)));
+    socket.on("connect", () => socket.end(`${command}\n`));
+    socket.on("data", (chunk: string) => (out += chunk));
+    socket.on("error", reject);
+    socket.on("close", () => resolve(out));
+  });
+}
+
+export interface ProcessInfo {
+  readonly pid: number;
+  readonly role: "master" | "worker";
+  /** The master's reload counter; for workers, how many reloads ago they started. */
+  readonly reloads: number;
+}
+
+/** Parses `show proc`: "#<PID> <type> <reloads> <uptime> <version>" lines per process. */
+export function parseShowProc(text: string): ProcessInfo[] {
+  const out: ProcessInfo[] = [];
+  for (const line of text.split("\n")) {
+    const match = /^(\d+)\s+(master|worker)\s+\[?(\d+)/.exec(line.trim());
+    if (match) out.push({ pid: Number(match[1]), role: match[2] as "master" | "worker", reloads: Number(match[3]) });
+  }
+  return out;
+}
+
+/** The master's reload count: how many times HAProxy has reloaded since it started. */
+export async function reloadCount(masterSocket: string): Promise<number> {
+  const master = parseShowProc(await masterCommand(masterSocket, "show proc")).find((p) => p.role === "master");
+  if (!master) throw new KubeHaproxyError("E_RELOAD_FAILED", "master CLI `show proc` lists no master");
+  return master.reloads;
+}

@@ -1,0 +1,341 @@
+// The sync engine: keeps HAProxy's slots equal to the desired backends.
+//
+//   setBackend()/deleteBackend() ──► #desired, #dirty ──► schedule ──► p-queue (one flush at a time)
+//                                                                      │
+//   flush: [full sync: show servers state ─► #applied] ─► assignSlots ─► planBackend ─► executeAll
+//                                                                      │
+//   replies ──► #applied (only what HAProxy confirmed) ; any failure ─► full sync after backoff
+//
+// Changes that arrive while a flush is in flight wait for the next one and are merged there.
+// One place decides between an incremental and a full sync: #needFullSync.
+
+import { EventEmitter } from "node:events";
+import PQueue from "p-queue";
+import { checkAddress, checkPort, setServerAddr, setServerState, showServersState, type RuntimeCommand } from "../haproxy/commands.ts";
+import { slotName, slotNumber } from "../haproxy/names.ts";
+import type { RuntimeClient } from "../haproxy/runtime-client.ts";
+import { parseServersState, stateOf } from "../haproxy/servers-state.ts";
+import type { Logger } from "../log.ts";
+import { endpointKey, type Backend, type Endpoint } from "../model.ts";
+import { applyChange, planBackend, type AppliedSlot, type SlotChange } from "./plan.ts";
+import { assignSlots, type SlotAssignment } from "./slots.ts";
+
+export interface EngineOptions {
+  readonly client: RuntimeClient;
+  readonly log: Logger;
+  /** Least time between two flushes; 0 applies at once. @default 0 */
+  readonly minSyncPeriodMs?: number;
+  /** Re-read `show servers state` and repair drift this often; 0 never. @default 60000 */
+  readonly configSyncPeriodMs?: number;
+  /** Backoff after a failed batch. @default 100 … 10000 */
+  readonly retryMinMs?: number;
+  readonly retryMaxMs?: number;
+  /** Wall clock in ms since the epoch (trigger times are wall-clock). @default Date.now */
+  readonly now?: () => number;
+}
+
+export interface SyncReport {
+  readonly full: boolean;
+  readonly backends: number;
+  readonly commands: number;
+  readonly failed: number;
+  readonly durationMs: number;
+}
+
+export interface BackendStatus {
+  readonly name: string;
+  readonly slots: number;
+  readonly used: number;
+  readonly overflow: number;
+}
+
+type Events = {
+  /** After every flush. */
+  synced: [report: SyncReport];
+  /** A backend's desired endpoints are all in HAProxy; `triggerTime` as given in setBackend. */
+  applied: [backend: string, triggerTime: number | undefined, at: number];
+  /** Endpoints that found no free slot (the rest of the backend is served). */
+  overflow: [backend: string, keys: readonly string[]];
+  /** A desired backend HAProxy does not have: a structural change, for the reloader. */
+  missing: [backend: string];
+  /** A command HAProxy refused. */
+  failed: [command: string, message: string];
+  /** An endpoint refused before planning (bad address or port): never given a slot. */
+  invalid: [backend: string, endpoint: Endpoint, message: string];
+};
+
+interface Pending {
+  readonly backend: string;
+  readonly change: SlotChange;
+}
+
+export class SyncEngine extends EventEmitter<Events> {
+  readonly #client: RuntimeClient;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #minSyncPeriodMs: number;
+  readonly #configSyncPeriodMs: number;
+  readonly #retryMinMs: number;
+  readonly #retryMaxMs: number;
+
+  readonly #desired = new Map<string, Backend>();
+  // Slot numbers HAProxy has per backend, ascending; from the last `show servers state`.
+  readonly #slots = new Map<string, number[]>();
+  // What HAProxy has in each slot: only ever updated from HAProxy's own replies.
+  readonly #applied = new Map<string, Map<number, AppliedSlot>>();
+  readonly #assignment = new Map<string, SlotAssignment>();
+  readonly #overflow = new Map<string, number>();
+  // Backends whose desired state changed since their last flush.
+  readonly #dirty = new Set<string>();
+  #needFullSync = true;
+
+  readonly #queue = new PQueue({ concurrency: 1 });
+  // True from scheduling a flush until that flush starts: later changes join it.
+  #flushQueued = false;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #lastFlushStart = -Infinity;
+  #retryMs = 0;
+  #periodic: NodeJS.Timeout | undefined;
+  #waiters: (() => void)[] = [];
+  #running = false;
+
+  constructor(options: EngineOptions) {
+    super();
+    this.#client = options.client;
+    this.#log = options.log;
+    this.#now = options.now ?? Date.now;
+    this.#minSyncPeriodMs = options.minSyncPeriodMs ?? 0;
+    this.#configSyncPeriodMs = options.configSyncPeriodMs ?? 60_000;
+    this.#retryMinMs = options.retryMinMs ?? 100;
+    this.#retryMaxMs = options.retryMaxMs ?? 10_000;
+  }
+
+  /** Starts syncing: on every (re)connection and every config-sync period, a full sync. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#client.on("connect", this.#onConnect);
+    if (this.#configSyncPeriodMs > 0) {
+      this.#periodic = setInterval(() => this.requestFullSync(), this.#configSyncPeriodMs);
+      this.#periodic.unref();
+    }
+    this.#client.start();
+    if (this.#client.connected) this.requestFullSync();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#client.off("connect", this.#onConnect);
+    clearInterval(this.#periodic);
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    this.#flushQueued = false;
+    await this.#queue.onIdle();
+  }
+
+  /** Sets a backend's desired state (endpoints and all). */
+  setBackend(backend: Backend): void {
+    this.#desired.set(backend.name, backend);
+    this.#dirty.add(backend.name);
+    this.#schedule(0);
+  }
+
+  /** Forgets a backend: its slots go to maint until a reload removes it. */
+  deleteBackend(name: string): void {
+    if (!this.#desired.delete(name)) return;
+    this.#dirty.add(name);
+    this.#schedule(0);
+  }
+
+  desired(name: string): Backend | undefined {
+    return this.#desired.get(name);
+  }
+
+  /** Re-read HAProxy's state and repair every backend at the next flush. */
+  requestFullSync(): void {
+    this.#needFullSync = true;
+    this.#schedule(0);
+  }
+
+  /** Resolves when everything desired so far is applied (or waits through retries). */
+  whenSynced(): Promise<void> {
+    if (this.#isClean()) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** True when nothing is waiting to be applied. */
+  get synced(): boolean {
+    return this.#isClean();
+  }
+
+  status(): BackendStatus[] {
+    return [...this.#slots.keys()].sort().map((name) => ({
+      name,
+      slots: this.#slots.get(name)?.length ?? 0,
+      used: this.#assignment.get(name)?.size ?? 0,
+      overflow: this.#overflow.get(name) ?? 0,
+    }));
+  }
+
+  /** What HAProxy has, per backend and slot, as last confirmed (for reloads and tests). */
+  applied(name: string): ReadonlyMap<number, AppliedSlot> | undefined {
+    return this.#applied.get(name);
+  }
+
+  readonly #onConnect = (): void => this.requestFullSync();
+
+  /** `running` counts the flushes in progress: inside a flush, that one does not count. */
+  #isClean(running = this.#queue.pending): boolean {
+    return this.#dirty.size === 0 && !this.#needFullSync && !this.#flushQueued && running === 0;
+  }
+
+  #schedule(delayMs: number): void {
+    if (!this.#running || this.#flushQueued) return;
+    this.#flushQueued = true;
+    const wait = Math.max(delayMs, this.#lastFlushStart + this.#minSyncPeriodMs - performance.now());
+    if (wait <= 0) this.#enqueue();
+    else {
+      this.#flushTimer = setTimeout(() => {
+        this.#flushTimer = undefined;
+        this.#enqueue();
+      }, wait);
+    }
+  }
+
+  #enqueue(): void {
+    void this.#queue.add(async () => {
+      // Let the rest of the current tick's events (one watch chunk) join this flush.
+      await Promise.resolve();
+      this.#flushQueued = false;
+      this.#lastFlushStart = performance.now();
+      try {
+        await this.#flush();
+      } catch (error) {
+        this.#log.error(`sync failed: ${(error as Error).message}`);
+        this.#needFullSync = true;
+        this.#retryLater();
+      }
+      if (this.#isClean(0)) for (const resolve of this.#waiters.splice(0)) resolve();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    if (!this.#client.connected) return; // the next "connect" asks for a full sync
+    const started = performance.now();
+    const full = this.#needFullSync;
+    if (full) await this.#readAppliedState();
+
+    const names = [...this.#dirty];
+    this.#dirty.clear();
+    const pending: Pending[] = [];
+    const commands: RuntimeCommand[] = [];
+    for (const name of names) this.#planInto(name, pending, commands);
+
+    const results = await this.#client.executeAll(commands);
+    const failedBackends = new Set<string>();
+    results.forEach((result, i) => {
+      const { backend, change } = pending[i]!;
+      if (result.ok) {
+        const slots = this.#applied.get(backend);
+        slots?.set(change.slot, applyChange(slots.get(change.slot), change));
+      } else {
+        failedBackends.add(backend);
+        this.emit("failed", commands[i]!.line, result.error.message);
+      }
+    });
+    const failed = results.filter((result) => !result.ok).length;
+    if (failed > 0) {
+      const first = results.find((result) => !result.ok);
+      this.#log.warn(`${failed} of ${commands.length} runtime commands failed (first: ${first && !first.ok ? first.error.message : ""}); full sync follows`);
+      this.#needFullSync = true;
+      this.#retryLater();
+    } else {
+      this.#retryMs = 0;
+    }
+    const at = this.#now();
+    for (const name of names) {
+      if (!failedBackends.has(name) && this.#slots.has(name)) this.emit("applied", name, this.#desired.get(name)?.triggerTime, at);
+    }
+    this.emit("synced", { full, backends: names.length, commands: commands.length, failed, durationMs: performance.now() - started });
+  }
+
+  /** Plans one backend's changes and appends them (with their commands) to the batch. */
+  #planInto(name: string, pending: Pending[], commands: RuntimeCommand[]): void {
+    const slots = this.#slots.get(name);
+    const desired = this.#desired.get(name);
+    if (!slots) {
+      if (desired) this.emit("missing", name);
+      return;
+    }
+    const applied = this.#applied.get(name)!;
+    const endpoints = new Map<string, Endpoint>();
+    for (const endpoint of desired?.endpoints ?? []) {
+      try {
+        checkAddress(endpoint.ip);
+        checkPort(endpoint.port);
+        endpoints.set(endpointKey(endpoint), endpoint);
+      } catch (error) {
+        // Translation validates too; this guard keeps a bad endpoint from ever getting a slot.
+        this.#log.error(`${name}: skipping endpoint ${JSON.stringify(endpoint.ip)}:${endpoint.port}: ${(error as Error).message}`);
+        this.emit("invalid", name, endpoint, (error as Error).message);
+      }
+    }
+    const { assignment, overflow } = assignSlots(this.#assignment.get(name) ?? new Map(), [...endpoints.keys()], slots.length);
+    this.#assignment.set(name, assignment);
+    if (overflow.length > 0 || this.#overflow.has(name)) {
+      if (overflow.length > 0) {
+        this.#overflow.set(name, overflow.length);
+        this.emit("overflow", name, overflow);
+      } else this.#overflow.delete(name);
+    }
+    const bySlot = new Map<number, Endpoint>();
+    for (const [key, slot] of assignment) bySlot.set(slot, endpoints.get(key)!);
+    for (const change of planBackend(slots, applied, bySlot)) {
+      const server = slotName(change.slot);
+      commands.push(change.kind === "addr" ? setServerAddr(name, server, change.ip, change.port) : setServerState(name, server, change.state));
+      pending.push({ backend: name, change });
+    }
+  }
+
+  /** Rebuilds #slots, #applied and the slot assignment from HAProxy's own state. */
+  async #readAppliedState(): Promise<void> {
+    const records = parseServersState(await this.#client.execute(showServersState()));
+    this.#needFullSync = false;
+    this.#slots.clear();
+    this.#applied.clear();
+    for (const record of records) {
+      const slot = slotNumber(record.server);
+      if (slot === undefined) continue;
+      let applied = this.#applied.get(record.backend);
+      if (!applied) {
+        applied = new Map();
+        this.#applied.set(record.backend, applied);
+        this.#slots.set(record.backend, []);
+      }
+      applied.set(slot, { ip: record.address, port: record.port, state: stateOf(record) });
+      this.#slots.get(record.backend)!.push(slot);
+    }
+    // Keep what HAProxy already serves where it is: derive the assignment from the slots,
+    // serving ones first, so a repair after a restart or drift costs the fewest commands.
+    this.#assignment.clear();
+    for (const [name, applied] of this.#applied) {
+      this.#slots.get(name)!.sort((a, b) => a - b);
+      const assignment = new Map<string, number>();
+      for (const pass of ["serving", "maint"] as const) {
+        for (const [slot, have] of applied) {
+          if ((have.state === "maint") !== (pass === "maint") || have.port === 0) continue;
+          const key = endpointKey(have);
+          if (!assignment.has(key)) assignment.set(key, slot);
+        }
+      }
+      this.#assignment.set(name, assignment);
+      this.#dirty.add(name);
+    }
+    for (const name of this.#desired.keys()) this.#dirty.add(name);
+  }
+
+  #retryLater(): void {
+    this.#retryMs = Math.min(this.#retryMaxMs, Math.max(this.#retryMinMs, this.#retryMs * 2));
+    this.#schedule(this.#retryMs);
+  }
+}

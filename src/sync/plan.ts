@@ -1,0 +1,49 @@
+// The planner: what HAProxy has (applied) and what it should have (desired) → the fewest
+// slot changes that make them equal. Pure; the engine turns changes into runtime commands.
+
+import type { ServerState } from "../haproxy/commands.ts";
+import type { Endpoint } from "../model.ts";
+
+/** What HAProxy has in one slot, from replies or `show servers state`. */
+export interface AppliedSlot {
+  readonly ip: string;
+  readonly port: number;
+  readonly state: ServerState;
+}
+
+export type SlotChange =
+  | { readonly kind: "addr"; readonly slot: number; readonly ip: string; readonly port: number }
+  | { readonly kind: "state"; readonly slot: number; readonly state: ServerState };
+
+/**
+ * Changes for one backend, slot by slot in ascending order. A new endpoint gets its address
+ * first, then its state, so it never serves at an old address. A slot that nothing wants goes
+ * to maint and keeps its old address (harmless, and one command instead of two).
+ * `slots` lists every slot number the backend has in HAProxy.
+ */
+export function planBackend(
+  slots: Iterable<number>,
+  applied: ReadonlyMap<number, AppliedSlot>,
+  desired: ReadonlyMap<number, Endpoint>,
+): SlotChange[] {
+  const changes: SlotChange[] = [];
+  for (const slot of slots) {
+    const want = desired.get(slot);
+    const have = applied.get(slot);
+    if (want === undefined) {
+      if (have === undefined || have.state !== "maint") changes.push({ kind: "state", slot, state: "maint" });
+      continue;
+    }
+    if (have === undefined || have.ip !== want.ip || have.port !== want.port) {
+      changes.push({ kind: "addr", slot, ip: want.ip, port: want.port });
+    }
+    if (have === undefined || have.state !== want.state) changes.push({ kind: "state", slot, state: want.state });
+  }
+  return changes;
+}
+
+/** The applied picture after `change` succeeded. */
+export function applyChange(before: AppliedSlot | undefined, change: SlotChange): AppliedSlot {
+  const base = before ?? { ip: "0.0.0.0", port: 0, state: "maint" };
+  return change.kind === "addr" ? { ...base, ip: change.ip, port: change.port } : { ...base, state: change.state };
+}

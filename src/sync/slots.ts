@@ -1,0 +1,56 @@
+// Slot assignment: which template slot (s1…sN) of a backend holds which endpoint.
+// An endpoint keeps its slot for as long as it exists, so an unchanged endpoint never
+// costs a command; a freed slot is reused by the next new endpoint (lowest number first).
+
+/** endpoint key (ip:port) → slot number, 1-based. */
+export type SlotAssignment = ReadonlyMap<string, number>;
+
+export interface AssignResult {
+  readonly assignment: SlotAssignment;
+  /** Keys that found no free slot, in the order they were wanted. */
+  readonly overflow: readonly string[];
+}
+
+/**
+ * Assigns `wanted` endpoint keys to slots 1…capacity, keeping every key of `previous` that is
+ * still wanted (and fits) in its slot. Pure; O(capacity + wanted).
+ */
+export function assignSlots(previous: SlotAssignment, wanted: readonly string[], capacity: number): AssignResult {
+  const assignment = new Map<string, number>();
+  const used = new Uint8Array(capacity + 1);
+  const newcomers: string[] = [];
+  for (const key of wanted) {
+    const slot = previous.get(key);
+    if (slot !== undefined && slot <= capacity && used[slot] === 0 && !assignment.has(key)) {
+      assignment.set(key, slot);
+      used[slot] = 1;
+    } else if (!assignment.has(key)) {
+      newcomers.push(key);
+    }
+  }
+  const overflow: string[] = [];
+  let next = 1;
+  for (const key of newcomers) {
+    if (assignment.has(key)) continue; // a duplicate of a newcomer placed just before
+    while (next <= capacity && used[next] === 1) next++;
+    if (next > capacity) {
+      overflow.push(key);
+      continue;
+    }
+    assignment.set(key, next);
+    used[next] = 1;
+  }
+  return { assignment, overflow };
+}
+
+/**
+ * How many template slots a backend gets when a configuration is rendered: at least
+ * `minSlots`, and room for a quarter more endpoints than it has now, rounded up to a power of
+ * two so that repeated renders do not creep.
+ */
+export function slotCapacity(endpoints: number, minSlots: number): number {
+  const needed = Math.ceil(endpoints * 1.25);
+  let capacity = 1;
+  while (capacity < needed) capacity *= 2;
+  return Math.max(minSlots, capacity);
+}

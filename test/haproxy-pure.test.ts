@@ -1,0 +1,159 @@
+// The pure pieces of haproxy/: command builders, reply framing and checks, names, state parsing.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { checkAddress, checkName, checkPort, setServerAddr, setServerState, showServersState, addServer } from "../src/haproxy/commands.ts";
+import { backendName, slotName, slotNumber } from "../src/haproxy/names.ts";
+import { ReplyDecoder, checkReply } from "../src/haproxy/reply.ts";
+import { parseServersState, stateOf } from "../src/haproxy/servers-state.ts";
+import { parseShowProc } from "../src/haproxy/master.ts";
+import { isKubeHaproxyError } from "../src/errors.ts";
+
+describe("command builders", () => {
+  test("build the exact runtime lines", () => {
+    assert.equal(setServerAddr("default:web:80", "s3", "10.1.2.3", 8080).line, "set server default:web:80/s3 addr 10.1.2.3 port 8080");
+    assert.equal(setServerAddr("b", "s1", "fd00::1", 80).line, "set server b/s1 addr fd00::1 port 80");
+    assert.equal(setServerState("b", "s1", "drain").line, "set server b/s1 state drain");
+    assert.equal(showServersState().line, "show servers state");
+    assert.equal(showServersState("b").line, "show servers state b");
+    assert.equal(addServer("b", "d5", "fd00::1", 80).line, "add server b/d5 [fd00::1]:80 disabled");
+  });
+
+  const injections: [string, () => unknown][] = [
+    ["semicolon in backend", () => setServerState("a;shutdown sessions server b/s1", "s1", "ready")],
+    ["space in server", () => setServerState("a", "s1 state maint", "ready")],
+    ["newline in backend", () => setServerState("a\nshow info", "s1", "ready")],
+    ["backslash", () => setServerState("a\\", "s1", "ready")],
+    ["slash in server", () => setServerState("a", "x/y", "ready")],
+    ["empty name", () => checkName("backend", "")],
+    ["too long name", () => checkName("backend", "a".repeat(101))],
+    ["address with a command", () => setServerAddr("a", "s1", "1.2.3.4;show info", 80)],
+    ["hostname as address", () => setServerAddr("a", "s1", "evil.example", 80)],
+    ["IPv6 zone", () => checkAddress("fe80::1%eth0")],
+    ["port 0", () => checkPort(0)],
+    ["port 65536", () => checkPort(65536)],
+    ["fractional port", () => checkPort(80.5)],
+    ["unknown state", () => setServerState("a", "s1", "up" as "ready")],
+  ];
+  for (const [name, build] of injections) {
+    test(`refuses ${name}`, () => {
+      assert.throws(build, (error) => isKubeHaproxyError(error, "E_INVALID_IDENTIFIER"));
+    });
+  }
+});
+
+describe("ReplyDecoder", () => {
+  test("splits prompt-mode replies, stripping trailing newlines", () => {
+    const decoder = new ReplyDecoder();
+    const stream = "\n> IP changed from '0.0.0.0' to '127.0.0.2' by 'stats socket command'\n\n> \n> No such server.\n\n> Server deleted.\n> ";
+    assert.deepEqual(decoder.push(stream), ["", "IP changed from '0.0.0.0' to '127.0.0.2' by 'stats socket command'", "", "No such server.", "Server deleted."]);
+    assert.equal(decoder.buffered, 0);
+  });
+
+  test("handles a prompt split across chunks at every position", () => {
+    const stream = "first\n\n> second line\nmore\n\n> \n> ";
+    for (let cut = 0; cut <= stream.length; cut++) {
+      const decoder = new ReplyDecoder();
+      const bodies = [...decoder.push(stream.slice(0, cut)), ...decoder.push(stream.slice(cut))];
+      assert.deepEqual(bodies, ["first", "second line\nmore", ""], `cut at ${cut}`);
+    }
+  });
+
+  test("one character at a time", () => {
+    const decoder = new ReplyDecoder();
+    const bodies: string[] = [];
+    for (const ch of "a\n\n> b\n> \n> ") bodies.push(...decoder.push(ch));
+    assert.deepEqual(bodies, ["a", "b", ""]);
+  });
+});
+
+describe("checkReply", () => {
+  const addr = setServerAddr("b", "s1", "10.0.0.1", 80);
+  const state = setServerState("b", "s1", "ready");
+  const cases: [string, ReturnType<typeof setServerAddr>, string, boolean][] = [
+    ["2.6 addr and port", addr, "IP changed from '0.0.0.0' to '10.0.0.1', port changed from '+0' to '80' by 'stats socket command'", true],
+    ["2.6 no change", addr, "no need to change the addr, no need to change the port by 'stats socket command'", true],
+    ["3.x port only", addr, "port changed from '80' to '81' by 'stats socket command'", true],
+    ["3.x nothing", addr, "nothing changed", true],
+    ["addr error", addr, "Invalid addr '10.0.0.x' for server 's1'.", false],
+    ["no such server", state, "No such server.", false],
+    ["state ok", state, "", true],
+    ["unexpected text on state", state, "something else", false],
+    ["unknown command 2.6", showServersState(), "Unknown command, but maybe one of the following ones is a better match:", false],
+    ["unknown command 2.7+", showServersState(), "Unknown command: 'shw', but maybe", false],
+    ["permission", state, "Permission denied", false],
+    ["add server with warning", addServer("b", "d1", "10.0.0.1", 80), "[WARNING] something\nNew server registered.", true],
+  ];
+  for (const [name, command, body, ok] of cases) {
+    test(name, () => {
+      const error = checkReply(command, body);
+      assert.equal(error === undefined, ok);
+      if (error) {
+        assert.equal(error.code, "E_COMMAND_REJECTED");
+        assert.equal(error.reply, body);
+        assert.equal(error.command, command.line);
+      }
+    });
+  }
+});
+
+describe("names", () => {
+  test("namespace:name:port, unique and valid", () => {
+    assert.equal(backendName("default", "web", "http"), "default:web:http");
+    assert.equal(backendName("default", "web", 80), "default:web:80");
+    // "a-b"/"c" and "a"/"b-c" would collide with a '-' separator; ':' cannot appear in k8s names.
+    assert.notEqual(backendName("a-b", "c", 80), backendName("a", "b-c", 80));
+  });
+
+  test("long names are cut to 100 characters with a distinguishing hash", () => {
+    const ns = "n".repeat(63);
+    const a = backendName(ns, "s".repeat(63), "http");
+    const b = backendName(ns, "s".repeat(63), "https");
+    assert.equal(a.length, 100);
+    assert.notEqual(a, b);
+    assert.equal(backendName(ns, "s".repeat(63), "http"), a);
+  });
+
+  test("slot names", () => {
+    assert.equal(slotName(7), "s7");
+    assert.equal(slotNumber("s7"), 7);
+    assert.equal(slotNumber("s07"), undefined);
+    assert.equal(slotNumber("d3"), undefined);
+  });
+});
+
+describe("show servers state", () => {
+  // Captured from HAProxy 2.6.12 on this machine (DESIGN.md).
+  const body = [
+    "1",
+    "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port",
+    "3 be:x:80 1 s1 127.0.0.1 2 0 1 1 1 1 0 2 0 0 0 0 - 9999 - 0 0 - - 0",
+    "3 be:x:80 2 s2 127.0.0.2 2 4 1 1 0 1 0 0 8 0 0 0 - 81 - 0 0 - - 0",
+    "3 be:x:80 3 s3 0.0.0.0 2 12 1 1 0 1 0 0 8 0 0 0 - 0 - 0 0 - - 0",
+    "3 be:x:80 4 s4 0.0.0.0 0 5 1 1 1 1 0 0 8 0 0 0 - 0 - 0 0 - - 0",
+  ].join("\n");
+
+  test("parses records and admin states", () => {
+    const records = parseServersState(body);
+    assert.equal(records.length, 4);
+    assert.deepEqual(records[1], { backend: "be:x:80", server: "s2", address: "127.0.0.2", port: 81, operationalState: 2, adminState: 4, weight: 1 });
+    assert.deepEqual(records.map(stateOf), ["ready", "ready", "drain", "maint"]);
+  });
+
+  test("an empty process or unknown backend has no records", () => {
+    assert.deepEqual(parseServersState("1"), []);
+    assert.deepEqual(parseServersState(""), []);
+  });
+
+  test("an unreadable reply throws", () => {
+    assert.throws(() => parseServersState("No such backend."));
+  });
+});
+
+test("parseShowProc reads master and workers", () => {
+  const text = "#<PID>          <type>          <reloads>       <uptime>        <version>\n3262            master          1 [failed: 0]   0d00h00m01s     2.6.12\n# workers\n3275            worker          0               0d00h00m00s     2.6.12\n# programs\n";
+  assert.deepEqual(parseShowProc(text), [
+    { pid: 3262, role: "master", reloads: 1 },
+    { pid: 3275, role: "worker", reloads: 0 },
+  ]);
+});

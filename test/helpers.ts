@@ -1,0 +1,50 @@
+// Small builders and waits shared by the tests.
+
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Backend, Endpoint } from "../src/model.ts";
+
+export function makeBackend(name: string, endpoints: readonly Endpoint[] = [], patch: Partial<Backend> = {}): Backend {
+  return {
+    name,
+    servicePort: name,
+    mode: "tcp",
+    algorithm: "roundrobin",
+    binds: [],
+    minSlots: 4,
+    endpoints,
+    ...patch,
+  };
+}
+
+export function ready(ip: string, port: number): Endpoint {
+  return { ip, port, state: "ready" };
+}
+
+export function draining(ip: string, port: number): Endpoint {
+  return { ip, port, state: "drain" };
+}
+
+export async function tempDir(t: { after(fn: () => Promise<void>): void }, prefix = "kh-"): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Polls `check` until it returns a truthy value (returned) or throws the last failure after `timeoutMs`. */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5_000, what = "condition"): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+    await sleep(20);
+  }
+}

@@ -1,0 +1,127 @@
+// The bootstrap renderer: golden text, determinism, and the real `haproxy -c` on every output.
+
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { checkConfigFile } from "../src/haproxy/config-check.ts";
+import { renderConfig, type RenderedBackend } from "../src/haproxy/render.ts";
+import { isKubeHaproxyError } from "../src/errors.ts";
+import { draining, makeBackend, ready, tempDir } from "./helpers.ts";
+
+const web: RenderedBackend = {
+  backend: makeBackend("default:web:http", [ready("10.0.0.1", 8080), draining("10.0.0.2", 8080)], {
+    binds: [{ address: "0.0.0.0", port: 80 }],
+    mode: "http",
+    affinityTimeoutSeconds: 10800,
+  }),
+  slots: 6,
+  filled: new Map([
+    [2, ready("10.0.0.1", 8080)],
+    [4, draining("10.0.0.2", 8080)],
+  ]),
+};
+const db: RenderedBackend = {
+  backend: makeBackend("db:pg:5432", [], { binds: [{ address: "::", port: 5432 }], algorithm: "leastconn" }),
+  slots: 4,
+  filled: new Map([[1, ready("fd00::5", 5432)]]),
+};
+
+async function assertValid(t: Parameters<typeof tempDir>[0], text: string): Promise<void> {
+  const dir = await tempDir(t);
+  const path = join(dir, "haproxy.cfg");
+  await writeFile(path, text);
+  const check = await checkConfigFile(path);
+  assert.ok(check.ok, `haproxy -c refused:\n${check.output}\n${text}`);
+}
+
+test("golden configuration, valid for haproxy -c", async (t) => {
+  const text = renderConfig([web, db], { runtimeSocket: "/var/run/haproxy/runtime.sock", stats: { bind: { address: "127.0.0.1", port: 8404 } } });
+  assert.equal(
+    text,
+    `# Rendered by kube-haproxy. Endpoint changes are applied at runtime; do not edit.
+global
+  stats socket /var/run/haproxy/runtime.sock mode 660 level admin expose-fd listeners
+  stats timeout 24h
+
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+  timeout tunnel 1h
+  timeout http-request 30s
+  timeout http-keep-alive 60s
+
+frontend stats
+  bind 127.0.0.1:8404
+  mode http
+  monitor-uri /healthz
+  stats enable
+  stats uri /
+  stats refresh 10s
+
+frontend db:pg:5432
+  bind [::]:5432
+  mode tcp
+  default_backend db:pg:5432
+
+backend db:pg:5432
+  mode tcp
+  balance leastconn
+  server s1 [fd00::5]:5432
+  server-template s 2-4 0.0.0.0:0 disabled
+
+frontend default:web:http
+  bind 0.0.0.0:80
+  mode http
+  option idle-close-on-response
+  default_backend default:web:http
+
+backend default:web:http
+  mode http
+  balance roundrobin
+  stick-table type ipv6 size 1m expire 10800s
+  stick on src
+  server-template s 1-1 0.0.0.0:0 disabled
+  server s2 10.0.0.1:8080
+  server-template s 3-3 0.0.0.0:0 disabled
+  server s4 10.0.0.2:8080 disabled
+  server-template s 5-6 0.0.0.0:0 disabled
+`,
+  );
+  await assertValid(t, text);
+});
+
+test("deterministic: input order does not matter", () => {
+  const options = { runtimeSocket: "/tmp/x.sock" };
+  assert.equal(renderConfig([web, db], options), renderConfig([db, web], options));
+});
+
+test("stats with a userlist, TCP runtime socket; valid for haproxy -c", async (t) => {
+  const text = renderConfig([db], {
+    runtimeSocket: "127.0.0.1:9999",
+    stats: { bind: { address: "127.0.0.1", port: 8404 }, user: "admin", passwd: "s3cr$t!" },
+  });
+  assert.match(text, /stats socket ipv4@127\.0\.0\.1:9999 /);
+  assert.match(text, /user admin insecure-password s3cr\$t!/);
+  assert.match(text, /http-request auth realm kube-haproxy unless \{ http_auth\(kube-haproxy-stats\) \}/);
+  await assertValid(t, text);
+});
+
+test("refuses values that would break out of the configuration", () => {
+  const bad = [
+    () => renderConfig([db], { runtimeSocket: "/tmp/x.sock mode 777", stats: undefined }),
+    () => renderConfig([db], { runtimeSocket: "/tmp/x.sock", stats: { bind: { address: "127.0.0.1", port: 1 }, user: "a b", passwd: "x" } }),
+    () => renderConfig([db], { runtimeSocket: "/tmp/x.sock", stats: { bind: { address: "127.0.0.1", port: 1 }, user: "a", passwd: "x\n  stats admin if TRUE" } }),
+    () => renderConfig([{ ...db, backend: { ...db.backend, name: "x\nlisten evil" } }], { runtimeSocket: "/tmp/x.sock" }),
+  ];
+  for (const render of bad) assert.throws(render, (error) => isKubeHaproxyError(error));
+});
+
+test("a 1,000-slot backend renders compactly and is valid", async (t) => {
+  const big: RenderedBackend = { backend: makeBackend("ns:big:80", [], { binds: [{ address: "127.0.0.1", port: 18080 }] }), slots: 1000, filled: new Map() };
+  const text = renderConfig([big], { runtimeSocket: "/tmp/x.sock" });
+  assert.match(text, /server-template s 1-1000 0\.0\.0\.0:0 disabled/);
+  await assertValid(t, text);
+});

@@ -1,0 +1,211 @@
+// The runtime client and the sync engine against a real HAProxy, with real traffic to loopback pods.
+
+import assert from "node:assert/strict";
+import { Agent, request } from "node:http";
+import { describe, test } from "node:test";
+import { setServerState, showServersState } from "../src/haproxy/commands.ts";
+import { renderConfig, type RenderedBackend } from "../src/haproxy/render.ts";
+import { RuntimeClient } from "../src/haproxy/runtime-client.ts";
+import { parseServersState, stateOf } from "../src/haproxy/servers-state.ts";
+import { silentLogger } from "../src/log.ts";
+import type { Backend, Endpoint } from "../src/model.ts";
+import { startHaproxy, runtimeSocketIn, type HaproxyProcess } from "../src/sim/haproxy.ts";
+import { freePort, get, spread, startPods, type Pod } from "../src/sim/pods.ts";
+import { SyncEngine } from "../src/sync/engine.ts";
+import { draining, makeBackend, ready, tempDir, waitFor } from "./helpers.ts";
+
+interface Setup {
+  haproxy: HaproxyProcess;
+  client: RuntimeClient;
+  engine: SyncEngine;
+  url: string;
+  backend: Backend;
+  pods: Pod[];
+}
+
+async function setup(t: Parameters<typeof tempDir>[0], options: { slots?: number; pods?: number; runtimeAddress?: string } = {}): Promise<Setup> {
+  const dir = await tempDir(t);
+  const port = await freePort();
+  const pods = await startPods(options.pods ?? 4, { base: 1 + Math.floor(Math.random() * 200) });
+  const backend = makeBackend("default:web:80", [], { binds: [{ address: "127.0.0.1", port }], minSlots: options.slots ?? 4 });
+  const rendered: RenderedBackend = { backend, slots: options.slots ?? 4, filled: new Map() };
+  const haproxy = await startHaproxy({ dir, runtimeSocket: options.runtimeAddress, config: renderConfig([rendered], { runtimeSocket: options.runtimeAddress ?? runtimeSocketIn(dir) }) });
+  const client = new RuntimeClient({ address: options.runtimeAddress ?? haproxy.runtimeSocket, reconnectMinMs: 20, reconnectMaxMs: 200 });
+  const engine = new SyncEngine({ client, log: silentLogger, retryMinMs: 20, retryMaxMs: 200, configSyncPeriodMs: 0 });
+  t.after(async () => {
+    await engine.stop();
+    await client.close();
+    await haproxy.stop();
+    await Promise.all(pods.map((pod) => pod.stop()));
+  });
+  engine.start();
+  return { haproxy, client, engine, url: `http://127.0.0.1:${port}/`, backend, pods };
+}
+
+function endpointsOf(pods: Pod[], state: "ready" | "drain" = "ready"): Endpoint[] {
+  return pods.map((pod) => (state === "ready" ? ready(pod.ip, pod.port) : draining(pod.ip, pod.port)));
+}
+
+/**
+ * The set of pods that answer. HAProxy's roundrobin is fair over time but not right after
+ * servers change state, so keep asking (up to 200 requests) until `expected` pods have answered.
+ */
+async function servedBy(url: string, expected: number): Promise<string[]> {
+  const seen = new Set<string>();
+  for (let i = 0; i < 200 && seen.size < expected; i++) for (const who of (await spread(url, 1)).keys()) seen.add(who);
+  return [...seen].sort();
+}
+
+const ips = (pods: Pod[]): string[] => pods.map((pod) => pod.ip).sort();
+
+describe("runtime client", () => {
+  test("pipelines commands; each gets its own result, errors carry HAProxy's text", async (t) => {
+    const { client } = await setup(t);
+    await client.waitConnected();
+    const results = await client.executeAll([
+      setServerState("default:web:80", "s1", "ready"),
+      setServerState("default:web:80", "s99", "ready"),
+      setServerState("default:web:80", "s2", "drain"),
+      showServersState("default:web:80"),
+    ]);
+    assert.equal(results.length, 4);
+    assert.ok(results[0]!.ok);
+    assert.ok(!results[1]!.ok);
+    assert.equal(results[1]!.ok ? "" : results[1]!.error.reply, "No such server.");
+    assert.ok(results[2]!.ok);
+    const states = parseServersState(results[3]!.ok ? results[3]!.reply : "").map(stateOf);
+    assert.deepEqual(states, ["ready", "drain", "maint", "maint"]);
+  });
+
+  test("a line that would smuggle a second command is refused and HAProxy is unchanged", async (t) => {
+    const { client } = await setup(t);
+    await client.waitConnected();
+    const before = await client.execute(showServersState());
+    const [result] = await client.executeAll([{ line: "set server default:web:80/s1 state maint\nset server default:web:80/s1 state ready", expect: "empty" }]);
+    assert.ok(!result!.ok);
+    assert.equal(result!.ok ? "" : result!.error.code, "E_INVALID_IDENTIFIER");
+    assert.equal(await client.execute(showServersState()), before);
+  });
+
+  test("works over a TCP runtime socket (host:port)", async (t) => {
+    const address = `127.0.0.1:${await freePort()}`;
+    const { client } = await setup(t, { runtimeAddress: address });
+    await client.waitConnected();
+    assert.equal(client.address, address);
+    assert.match(await client.execute(showServersState()), /default:web:80/);
+  });
+});
+
+describe("sync engine", () => {
+  test("traffic reaches exactly the ready endpoints after each change", async (t) => {
+    const { engine, url, backend, pods } = await setup(t);
+    const steps: Pod[][] = [pods.slice(0, 3), pods.slice(0, 1), pods.slice(1, 4), pods];
+    for (const step of steps) {
+      engine.setBackend({ ...backend, endpoints: endpointsOf(step) });
+      await engine.whenSynced();
+      assert.deepEqual(await servedBy(url, step.length), ips(step));
+    }
+    engine.setBackend({ ...backend, endpoints: [] });
+    await engine.whenSynced();
+    await assert.rejects(get(url), "no endpoint: the request fails");
+  });
+
+  test("a drained endpoint keeps its open connection but gets no new ones", async (t) => {
+    const { engine, url, backend, pods } = await setup(t, { pods: 2 });
+    const [a, b] = pods as [Pod, Pod];
+    engine.setBackend({ ...backend, endpoints: [ready(a.ip, a.port)] });
+    await engine.whenSynced();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    t.after(() => agent.destroy());
+    const viaKeepAlive = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        request(url, { agent }, (res) => {
+          let body = "";
+          res.on("data", (chunk) => (body += chunk));
+          res.on("end", () => resolve(body.trim()));
+        })
+          .on("error", reject)
+          .end();
+      });
+    assert.equal(await viaKeepAlive(), a.ip);
+    engine.setBackend({ ...backend, endpoints: [draining(a.ip, a.port), ready(b.ip, b.port)] });
+    await engine.whenSynced();
+    assert.deepEqual(await servedBy(url, 2), [b.ip], "new connections avoid the draining pod");
+    assert.equal(await viaKeepAlive(), a.ip, "the open connection still reaches it");
+  });
+
+  test("removed endpoints go to maint and get nothing", async (t) => {
+    const { engine, url, backend, pods } = await setup(t, { pods: 3 });
+    engine.setBackend({ ...backend, endpoints: endpointsOf(pods) });
+    await engine.whenSynced();
+    engine.setBackend({ ...backend, endpoints: endpointsOf(pods.slice(2)) });
+    await engine.whenSynced();
+    assert.deepEqual(await servedBy(url, 2), ips(pods.slice(2)));
+    const applied = [...engine.applied("default:web:80")!.values()].map((slot) => slot.state);
+    assert.deepEqual(applied, ["maint", "maint", "ready", "maint"]);
+    engine.setBackend({ ...backend, endpoints: [ready(pods[0]!.ip, pods[0]!.port)] });
+    await engine.whenSynced();
+    assert.deepEqual(await servedBy(url, 2), [pods[0]!.ip]);
+  });
+
+  test("more endpoints than slots: an overflow event, and the endpoints that fit keep working", async (t) => {
+    const { engine, url, backend, pods } = await setup(t, { slots: 2, pods: 3 });
+    const overflows: string[][] = [];
+    engine.on("overflow", (_name, keys) => overflows.push([...keys]));
+    engine.setBackend({ ...backend, endpoints: endpointsOf(pods) });
+    await engine.whenSynced();
+    assert.equal(overflows.length, 1);
+    assert.equal(overflows[0]!.length, 1);
+    assert.equal(engine.status()[0]!.overflow, 1);
+    assert.equal((await servedBy(url, 3)).length, 2);
+  });
+
+  test("a 1,000-slot backend filled and emptied", async (t) => {
+    const { engine, backend, client, url, pods } = await setup(t, { slots: 1000, pods: 1 });
+    const pod = pods[0]!;
+    // 999 endpoints on addresses nothing listens on, plus one real pod: all programmed.
+    const endpoints = [ready(pod.ip, pod.port)];
+    for (let i = 1; i < 1000; i++) endpoints.push(ready(`127.250.${Math.floor(i / 250)}.${(i % 250) + 1}`, 9));
+    let commands = 0;
+    engine.on("synced", (report) => (commands += report.commands));
+    engine.setBackend({ ...backend, endpoints });
+    await engine.whenSynced();
+    const full = parseServersState(await client.execute(showServersState("default:web:80")));
+    assert.equal(full.filter((r) => stateOf(r) === "ready").length, 1000);
+    assert.equal(commands, 2000, "one addr and one state command per endpoint");
+    engine.setBackend({ ...backend, endpoints: [ready(pod.ip, pod.port)] });
+    await engine.whenSynced();
+    const emptied = parseServersState(await client.execute(showServersState("default:web:80")));
+    assert.equal(emptied.filter((r) => stateOf(r) === "ready").length, 1);
+    assert.equal(await get(url), pod.ip);
+  });
+
+  test("an address that could inject a command is refused; HAProxy is unchanged", async (t) => {
+    const { engine, backend, client, url, pods } = await setup(t, { pods: 1 });
+    const pod = pods[0]!;
+    engine.setBackend({ ...backend, endpoints: [ready(pod.ip, pod.port)] });
+    await engine.whenSynced();
+    const before = await client.execute(showServersState());
+    const refused: string[] = [];
+    engine.on("invalid", (_name, endpoint) => refused.push(endpoint.ip));
+    engine.setBackend({ ...backend, endpoints: [ready(pod.ip, pod.port), ready("10.0.0.1 state maint;shutdown sessions", 80)] });
+    await engine.whenSynced();
+    assert.deepEqual(refused, ["10.0.0.1 state maint;shutdown sessions"]);
+    const afterState = await client.execute(showServersState());
+    const strip = (s: string): string => s.replace(/^(\S+ \S+ \S+ \S+ \S+ \S+ \S+ \S+ \S+) \d+/gm, "$1 T");
+    assert.equal(strip(afterState), strip(before));
+    assert.equal(await get(url), pod.ip);
+  });
+
+  test("HAProxy killed and started again: reconnect, and the full desired state is restored", async (t) => {
+    const { engine, backend, haproxy, url, pods } = await setup(t, { pods: 3 });
+    engine.setBackend({ ...backend, endpoints: endpointsOf(pods) });
+    await engine.whenSynced();
+    assert.deepEqual(await servedBy(url, 3), ips(pods));
+    await haproxy.kill();
+    // The same (bootstrap, empty) configuration again, like a container restart.
+    const again = await startHaproxy({ dir: haproxy.configPath.replace(/\/haproxy\.cfg$/, ""), configPath: haproxy.configPath });
+    t.after(() => again.stop());
+    await waitFor(async () => (await servedBy(url, 3)).join() === ips(pods).join(), 5_000, "state restored after restart");
+  });
+});

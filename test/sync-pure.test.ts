@@ -1,0 +1,104 @@
+// Slot assignment and planning: pure functions, tables of cases.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { applyChange, planBackend, type AppliedSlot } from "../src/sync/plan.ts";
+import { assignSlots, slotCapacity } from "../src/sync/slots.ts";
+import type { Endpoint } from "../src/model.ts";
+import { draining, ready } from "./helpers.ts";
+
+describe("assignSlots", () => {
+  test("fills from the lowest slot", () => {
+    const { assignment, overflow } = assignSlots(new Map(), ["a", "b", "c"], 4);
+    assert.deepEqual([...assignment], [["a", 1], ["b", 2], ["c", 3]]);
+    assert.deepEqual(overflow, []);
+  });
+
+  test("keeps existing endpoints in place and reuses freed slots", () => {
+    const previous = new Map([["a", 1], ["b", 2], ["c", 3]]);
+    const { assignment } = assignSlots(previous, ["c", "d", "a"], 4);
+    assert.equal(assignment.get("a"), 1);
+    assert.equal(assignment.get("c"), 3);
+    assert.equal(assignment.get("d"), 2, "d takes b's freed slot");
+  });
+
+  test("reports overflow and keeps what fits", () => {
+    const { assignment, overflow } = assignSlots(new Map([["x", 2]]), ["a", "x", "b", "c"], 2);
+    assert.deepEqual([...assignment].sort(), [["a", 1], ["x", 2]]);
+    assert.deepEqual(overflow, ["b", "c"]);
+  });
+
+  test("duplicates are assigned once", () => {
+    const { assignment, overflow } = assignSlots(new Map(), ["a", "a", "b"], 1);
+    assert.deepEqual([...assignment], [["a", 1]]);
+    assert.deepEqual(overflow, ["b"]);
+  });
+
+  test("a slot beyond a shrunken capacity is reassigned", () => {
+    const { assignment } = assignSlots(new Map([["a", 8]]), ["a"], 4);
+    assert.equal(assignment.get("a"), 1);
+  });
+
+  test("unchanged input gives the same assignment", () => {
+    const first = assignSlots(new Map(), ["a", "b", "c"], 8).assignment;
+    assert.deepEqual([...assignSlots(first, ["a", "b", "c"], 8).assignment], [...first]);
+  });
+});
+
+test("slotCapacity: at least minSlots, a quarter of headroom, powers of two", () => {
+  assert.equal(slotCapacity(0, 16), 16);
+  assert.equal(slotCapacity(12, 16), 16);
+  assert.equal(slotCapacity(13, 16), 32);
+  assert.equal(slotCapacity(100, 16), 128);
+  assert.equal(slotCapacity(3, 1), 4);
+});
+
+describe("planBackend", () => {
+  const maint: AppliedSlot = { ip: "0.0.0.0", port: 0, state: "maint" };
+  const slots = [1, 2, 3];
+  const applied = (...entries: [number, AppliedSlot][]): Map<number, AppliedSlot> => {
+    const map = new Map<number, AppliedSlot>(slots.map((s) => [s, maint]));
+    for (const [slot, value] of entries) map.set(slot, value);
+    return map;
+  };
+  const desired = (...entries: [number, Endpoint][]): Map<number, Endpoint> => new Map(entries);
+
+  test("new endpoint: address, then ready", () => {
+    assert.deepEqual(planBackend(slots, applied(), desired([2, ready("10.0.0.1", 80)])), [
+      { kind: "addr", slot: 2, ip: "10.0.0.1", port: 80 },
+      { kind: "state", slot: 2, state: "ready" },
+    ]);
+  });
+
+  test("unchanged: nothing", () => {
+    const have = applied([1, { ip: "10.0.0.1", port: 80, state: "ready" }]);
+    assert.deepEqual(planBackend(slots, have, desired([1, ready("10.0.0.1", 80)])), []);
+  });
+
+  test("terminating but serving: drain only", () => {
+    const have = applied([1, { ip: "10.0.0.1", port: 80, state: "ready" }]);
+    assert.deepEqual(planBackend(slots, have, desired([1, draining("10.0.0.1", 80)])), [{ kind: "state", slot: 1, state: "drain" }]);
+  });
+
+  test("gone: maint, address kept", () => {
+    const have = applied([3, { ip: "10.0.0.1", port: 80, state: "drain" }]);
+    assert.deepEqual(planBackend(slots, have, desired()), [{ kind: "state", slot: 3, state: "maint" }]);
+  });
+
+  test("reused maint slot with the same address: state only", () => {
+    const have = applied([1, { ip: "10.0.0.1", port: 80, state: "maint" }]);
+    assert.deepEqual(planBackend(slots, have, desired([1, ready("10.0.0.1", 80)])), [{ kind: "state", slot: 1, state: "ready" }]);
+  });
+
+  test("port change alone is an addr command", () => {
+    const have = applied([1, { ip: "10.0.0.1", port: 80, state: "ready" }]);
+    assert.deepEqual(planBackend(slots, have, desired([1, ready("10.0.0.1", 81)])), [{ kind: "addr", slot: 1, ip: "10.0.0.1", port: 81 }]);
+  });
+
+  test("applyChange follows the plan to the desired picture", () => {
+    const have = applied([1, { ip: "10.0.0.9", port: 80, state: "ready" }]);
+    const want = desired([1, ready("10.0.0.1", 80)], [3, draining("10.0.0.3", 81)]);
+    for (const change of planBackend(slots, have, want)) have.set(change.slot, applyChange(have.get(change.slot), change));
+    assert.deepEqual(planBackend(slots, have, want), []);
+  });
+});
