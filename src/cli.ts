@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// The command line: `kube-haproxy [run]`, `render`, `status`, `demo`. Flags are defined once in
+// options.ts; this file only maps them to citty, builds the logger, and handles signals.
+
+import { defineCommand, runMain, type ArgsDef } from "citty";
+import { isKubeHaproxyError } from "./errors.ts";
+import { createLogger } from "./log.ts";
+import { FLAGS, envName, redacted, resolveOptions, type Options, type RawFlags } from "./options.ts";
+import { renderFromCluster } from "./bootstrap.ts";
+import { startSidecar } from "./sidecar.ts";
+
+const flagArgs: ArgsDef = Object.fromEntries(
+  Object.entries(FLAGS).map(([name, flag]) => [
+    name,
+    {
+      type: "string",
+      description: `${flag.description} [env ${envName(name)}]${"default" in flag ? ` (default: ${flag.default || '""'})` : ""}`,
+      ...("alias" in flag ? { alias: flag.alias } : {}),
+    },
+  ]),
+);
+
+function optionsFrom(args: Record<string, unknown>): Options {
+  const raw: RawFlags = {};
+  for (const name of Object.keys(FLAGS) as (keyof typeof FLAGS)[]) {
+    const value = args[name];
+    if (typeof value === "string") raw[name] = value;
+  }
+  return resolveOptions(raw, process.env);
+}
+
+/** Runs a command body; a known error becomes one clear line and a non-zero exit. */
+async function guarded(body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    const message = isKubeHaproxyError(error) ? error.message : (error as Error).stack ?? String(error);
+    process.stderr.write(`kube-haproxy: ${message}\n`);
+    process.exit(isKubeHaproxyError(error, "E_BAD_OPTION") ? 2 : 1);
+  }
+}
+
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => resolve(signal));
+  });
+}
+
+const run = defineCommand({
+  meta: { name: "run", description: "Run the sidecar: follow the cluster and keep HAProxy in sync at runtime (default)" },
+  args: flagArgs,
+  run: ({ args }) =>
+    guarded(async () => {
+      const options = optionsFrom(args);
+      const log = createLogger({ level: options.logLevel, format: options.logFormat });
+      if (options.proxyMode !== "onlyfetch") {
+        throw new Error(`--proxy-mode ${options.proxyMode} is not available yet; use onlyfetch`);
+      }
+      log.debug("options", redacted(options));
+      const sidecar = startSidecar(options, { log, env: process.env });
+      const signal = await untilSignal();
+      log.info(`${signal}: stopping`);
+      await sidecar.stop();
+    }),
+});
+
+const render = defineCommand({
+  meta: { name: "render", description: "Write the bootstrap haproxy.cfg for the cluster's current state to --config, then exit" },
+  args: flagArgs,
+  run: ({ args }) =>
+    guarded(async () => {
+      const options = optionsFrom(args);
+      const log = createLogger({ level: options.logLevel, format: options.logFormat });
+      if (options.proxyMode !== "onlyfetch") throw new Error(`--proxy-mode ${options.proxyMode} is not available yet; use onlyfetch`);
+      await renderFromCluster(options, log, process.env);
+    }),
+});
+
+export const main = defineCommand({
+  meta: { name: "kube-haproxy", version: "0.1.0", description: "A kube-proxy replacement with HAProxy as the data plane, never reloaded for endpoint changes" },
+  subCommands: { run, render },
+  default: "run",
+});
+
+await runMain(main);

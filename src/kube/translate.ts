@@ -1,0 +1,370 @@
+// A Service and its EndpointSlices → the backends HAProxy should have, with kube-proxy's
+// semantics (pkg/proxy: service.go, endpointslicecache.go, topology.go). Pure: the caller owns
+// the watches, the log and the clock; this file reads snapshots and returns sorted data. Bad
+// objects become Skip records, never exceptions (kube-proxy logs and skips them too).
+
+import type { V1EndpointConditions, V1EndpointSlice, V1Service, V1ServicePort } from "@kubernetes/client-node";
+import { KubeHaproxyError } from "../errors.ts";
+import { checkAddress, checkPort } from "../haproxy/commands.ts";
+import { backendName } from "../haproxy/names.ts";
+import { endpointKey } from "../model.ts";
+import type { Backend, Bind, Endpoint, ProxyMode as HaproxyMode } from "../model.ts";
+
+export type ProxyMode = "onlyfetch" | "local" | "mesh";
+
+export interface TranslateOptions {
+  /** Only "onlyfetch" is built: every Service port gets a frontend at bindAddress:<service port>. */
+  readonly proxyMode: ProxyMode;
+  readonly bindAddress: string;
+  /** Default balance algorithm (--algorithm); validate it against ALGORITHMS at the door. */
+  readonly algorithm: string;
+  /** Default template slots (--slots). */
+  readonly minSlots: number;
+  /** --service-proxy-name: Services labelled with exactly this name are ours. */
+  readonly serviceProxyName?: string;
+}
+
+export type SkipReason =
+  | "headless" | "external-name" | "no-ports" | "udp" | "sctp" | "invalid-object" | "proxy-name"
+  | "cluster-service" | "port-conflict" | "invalid-endpoint" | "bad-annotation";
+
+export interface Skip {
+  /** namespace/name */
+  readonly service: string;
+  /** The Service port (name, or number when unnamed) when only that port is concerned. */
+  readonly port?: string;
+  readonly reason: SkipReason;
+  /** One sentence for the log. */
+  readonly message: string;
+}
+
+export interface ServiceTranslation {
+  /** namespace/name */
+  readonly key: string;
+  /** Sorted by name. */
+  readonly backends: readonly Backend[];
+  readonly skipped: readonly Skip[];
+  /** metadata.creationTimestamp in ms; the older Service wins a port conflict. */
+  readonly createdAt: number;
+}
+
+const LABEL_SERVICE_NAME = "kubernetes.io/service-name";
+const LABEL_PROXY_NAME = "service.kubernetes.io/service-proxy-name";
+const LABEL_HEADLESS = "service.kubernetes.io/headless";
+const ANNOTATION_TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time";
+const ANNOTATION_MODE = "kube-haproxy.io/mode";
+const ANNOTATION_ALGORITHM = "kube-haproxy.io/algorithm";
+const ANNOTATION_SLOTS = "kube-haproxy.io/slots";
+/** v1.DefaultClientIPServiceAffinitySeconds: three hours. */
+const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10_800;
+const MAX_SLOTS = 10_000;
+
+/** HAProxy `balance` algorithms that take no argument (uri hashes the whole path by default). */
+export const ALGORITHMS: ReadonlySet<string> = new Set([
+  "roundrobin", "static-rr", "leastconn", "first", "source", "random", "uri",
+]);
+
+/**
+ * In onlyfetch mode the cluster's own proxy keeps these: the API server Service must work
+ * whether or not kube-haproxy does, and cluster DNS is mostly UDP, which HAProxy cannot carry.
+ */
+const CLUSTER_SERVICES: ReadonlySet<string> = new Set(["default/kubernetes", "kube-system/kube-dns"]);
+
+// What the API server enforces: namespaces are RFC 1123 labels, Service names RFC 1035 labels,
+// Service and EndpointSlice port names RFC 1123 labels (validateServicePort uses
+// ValidateDNS1123Label, not IANA_SVC_NAME, so names up to 63 characters are legal).
+const RFC1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const RFC1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+function isLabel(pattern: RegExp, value: unknown): value is string {
+  return typeof value === "string" && value.length <= 63 && pattern.test(value);
+}
+
+export function serviceKey(obj: { metadata?: { namespace?: string; name?: string } }): string {
+  return `${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;
+}
+
+/** The Service a slice belongs to, from its kubernetes.io/service-name label; undefined if unlabelled. */
+export function sliceServiceKey(slice: V1EndpointSlice): string | undefined {
+  const name = slice.metadata?.labels?.[LABEL_SERVICE_NAME];
+  const namespace = slice.metadata?.namespace;
+  return name && namespace ? `${namespace}/${name}` : undefined;
+}
+
+/**
+ * The label selector to list and watch Services with. kube-proxy uses
+ * `!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless`. A selector
+ * cannot say "absent OR equal to X", so with --service-proxy-name set we list with only
+ * `!service.kubernetes.io/headless` and translateService drops Services labelled for another
+ * proxy (reason "proxy-name"). Without it, the server-side selector is kube-proxy's own.
+ */
+export function serviceLabelSelector(serviceProxyName?: string): string {
+  return serviceProxyName ? `!${LABEL_HEADLESS}` : `!${LABEL_PROXY_NAME},!${LABEL_HEADLESS}`;
+}
+
+export const SERVICE_LABEL_SELECTOR: string = serviceLabelSelector();
+
+/** The selector's rules as a predicate. An empty serviceProxyName counts as unset. */
+export function isSelectedService(labels: Readonly<Record<string, string>> | undefined, serviceProxyName?: string): boolean {
+  if (labels?.[LABEL_HEADLESS] !== undefined) return false;
+  const proxy = labels?.[LABEL_PROXY_NAME];
+  return proxy === undefined || (!!serviceProxyName && proxy === serviceProxyName);
+}
+
+export function translateService(
+  service: V1Service,
+  slices: readonly V1EndpointSlice[],
+  options: TranslateOptions,
+): ServiceTranslation {
+  if (options.proxyMode !== "onlyfetch") {
+    const mode = JSON.stringify(options.proxyMode);
+    throw new KubeHaproxyError("E_BAD_OPTION", `proxy mode ${mode} is not implemented; use onlyfetch`);
+  }
+  const key = serviceKey(service);
+  const createdAt = creationTime(service.metadata?.creationTimestamp);
+  const whole = wholeServiceSkip(service, key, options);
+  if (whole) return { key, backends: [], skipped: [{ service: key, ...whole }], createdAt };
+
+  const skipped: Skip[] = [];
+  const { mode, algorithm, minSlots } = annotationSettings(service, key, options, skipped);
+
+  // kube-proxy: ClientIP affinity sticks for timeoutSeconds, defaulted by the API server to 10800.
+  const timeout = service.spec?.sessionAffinityConfig?.clientIP?.timeoutSeconds;
+  const affinityTimeoutSeconds = service.spec?.sessionAffinity !== "ClientIP" ? undefined
+    : timeout !== undefined && Number.isInteger(timeout) && timeout > 0 ? timeout : DEFAULT_AFFINITY_TIMEOUT_SECONDS;
+
+  // The caller should pass only this Service's slices; check anyway, since a slice whose label
+  // was edited must not leak endpoints into another Service. Sorted by name so that the skip
+  // records come out in the same order whatever order the watch delivered the slices in.
+  const own = slices.filter((slice) => sliceServiceKey(slice) === key)
+    .sort((a, b) => compare(a.metadata?.name ?? "", b.metadata?.name ?? ""));
+  const triggerTime = newestTriggerTime(own);
+  // FQDN slices are deprecated and ignored by kube-proxy; both IP families go into one backend.
+  const ipSlices = own.filter((slice) => slice.addressType === "IPv4" || slice.addressType === "IPv6");
+
+  const [namespace = "", name = ""] = key.split("/");
+  const backends: Backend[] = [];
+  for (const port of service.spec?.ports ?? []) {
+    const portId = port.name || String(port.port);
+    const problem = portProblem(port, key);
+    if (problem) {
+      skipped.push({ service: key, port: portId, ...problem });
+      continue;
+    }
+    const backend = backendName(namespace, name, port.name || port.port);
+    if (backends.some((b) => b.name === backend)) {
+      const message = `Service ${key}: port ${portId} is declared twice.`;
+      skipped.push({ service: key, port: portId, reason: "invalid-object", message });
+      continue;
+    }
+    backends.push({
+      name: backend,
+      servicePort: `${key}:${portId}`,
+      mode,
+      algorithm,
+      binds: [{ address: options.bindAddress, port: port.port }],
+      ...(affinityTimeoutSeconds === undefined ? {} : { affinityTimeoutSeconds }),
+      minSlots,
+      endpoints: portEndpoints(port, portId, ipSlices, key, skipped),
+      ...(triggerTime === undefined ? {} : { triggerTime }),
+    });
+  }
+  backends.sort((a, b) => compare(a.name, b.name));
+  return { key, backends, skipped, createdAt };
+}
+
+/**
+ * In onlyfetch every Service port binds bindAddress:<port>, so two Services with the same port
+ * number collide. The older Service keeps the port (creationTimestamp, then namespace/name), so
+ * creating a Service never takes traffic from one that already works; the younger Service's
+ * colliding backends are dropped, its other ports kept.
+ * Returns the surviving backends sorted by name and only the port-conflict records, sorted by
+ * Service (each translation's own skips are the caller's to report when it changes).
+ */
+export function resolvePortConflicts(
+  translations: readonly ServiceTranslation[],
+): { readonly backends: readonly Backend[]; readonly skipped: readonly Skip[] } {
+  const ordered = [...translations].sort((a, b) => a.createdAt - b.createdAt || compare(a.key, b.key));
+  const owners = new Map<string, Backend>(); // bind address:port → the backend that holds it
+  const backends: Backend[] = [];
+  const skipped: Skip[] = [];
+  for (const translation of ordered) {
+    for (const backend of [...translation.backends].sort((a, b) => compare(a.name, b.name))) {
+      // Binds compare exactly: in onlyfetch every frontend shares one bindAddress.
+      const clash = backend.binds.find((bind) => owners.has(bindKey(bind)));
+      if (clash) {
+        const winner = owners.get(bindKey(clash))!.servicePort;
+        const port = backend.servicePort.slice(translation.key.length + 1);
+        const message = `Service port ${backend.servicePort} cannot bind ${bindKey(clash)}: the older ${winner} holds it.`;
+        skipped.push({ service: translation.key, port, reason: "port-conflict", message });
+        continue;
+      }
+      for (const bind of backend.binds) owners.set(bindKey(bind), backend);
+      backends.push(backend);
+    }
+  }
+  backends.sort((a, b) => compare(a.name, b.name));
+  skipped.sort((a, b) => compare(a.service, b.service) || compare(a.port ?? "", b.port ?? ""));
+  return { backends, skipped };
+}
+
+type Problem = Pick<Skip, "reason" | "message">;
+
+/** Service-wide kube-haproxy.io/ annotations: a bad value is reported once and the default kept. */
+function annotationSettings(
+  service: V1Service,
+  key: string,
+  options: TranslateOptions,
+  skipped: Skip[],
+): Pick<Backend, "mode" | "algorithm" | "minSlots"> {
+  const annotations = service.metadata?.annotations ?? {};
+  const read = <T>(name: string, parse: (value: string) => T | undefined, fallback: T): T => {
+    const value = annotations[name];
+    const parsed = value === undefined ? fallback : parse(value);
+    if (parsed !== undefined) return parsed;
+    const message = `Service ${key}: annotation ${name}=${JSON.stringify(value)} is invalid; using ${fallback}.`;
+    skipped.push({ service: key, reason: "bad-annotation", message });
+    return fallback;
+  };
+  const slots = (v: string): number | undefined => (/^[1-9]\d{0,4}$/.test(v) && Number(v) <= MAX_SLOTS ? Number(v) : undefined);
+  return {
+    mode: read<HaproxyMode>(ANNOTATION_MODE, (v) => (v === "tcp" || v === "http" ? v : undefined), "tcp"),
+    algorithm: read(ANNOTATION_ALGORITHM, (v) => (ALGORITHMS.has(v) ? v : undefined), options.algorithm),
+    minSlots: read(ANNOTATION_SLOTS, slots, options.minSlots),
+  };
+}
+
+/** kube-proxy's ShouldSkipService, plus the label rules and onlyfetch's cluster Services. */
+function wholeServiceSkip(service: V1Service, key: string, options: TranslateOptions): Problem | undefined {
+  const metadata = service.metadata;
+  if (!isLabel(RFC1123_LABEL, metadata?.namespace) || !isLabel(RFC1035_LABEL, metadata?.name)) {
+    return { reason: "invalid-object", message: `Service ${JSON.stringify(key)} has an invalid namespace or name.` };
+  }
+  const labels = metadata?.labels;
+  if (labels?.[LABEL_HEADLESS] !== undefined) {
+    return { reason: "headless", message: `Service ${key} is labelled ${LABEL_HEADLESS}.` };
+  }
+  if (!isSelectedService(labels, options.serviceProxyName)) {
+    const proxy = JSON.stringify(labels?.[LABEL_PROXY_NAME]);
+    return { reason: "proxy-name", message: `Service ${key} is labelled for the proxy ${proxy}, not this one.` };
+  }
+  if (service.spec?.type === "ExternalName") {
+    return { reason: "external-name", message: `Service ${key} is of type ExternalName: DNS serves it, no proxy.` };
+  }
+  if (service.spec?.clusterIP === "None") {
+    return { reason: "headless", message: `Service ${key} is headless (clusterIP: None): DNS serves it, no proxy.` };
+  }
+  if (CLUSTER_SERVICES.has(key)) {
+    const message = `Service ${key} is left to the cluster's own proxy in onlyfetch mode.`;
+    return { reason: "cluster-service", message };
+  }
+  if (!service.spec?.ports?.length) {
+    return { reason: "no-ports", message: `Service ${key} has no ports.` };
+  }
+  return undefined;
+}
+
+function portProblem(port: V1ServicePort, key: string): Problem | undefined {
+  const portId = port.name || String(port.port);
+  const invalid = (what: string): Problem => ({ reason: "invalid-object", message: `Service ${key}: port ${what}.` });
+  if (port.name && !isLabel(RFC1123_LABEL, port.name)) return invalid(`name ${JSON.stringify(port.name)} is not a DNS label`);
+  if (!Number.isInteger(port.port) || port.port < 1 || port.port > 65535) {
+    return invalid(`number ${JSON.stringify(port.port)} is out of range`);
+  }
+  const protocol = port.protocol ?? "TCP";
+  // HAProxy carries no UDP or SCTP: the whole port is skipped, never half configured.
+  if (protocol === "UDP" || protocol === "SCTP") {
+    const message = `Service ${key}: port ${portId} is ${protocol}, which HAProxy cannot proxy.`;
+    return { reason: protocol === "UDP" ? "udp" : "sctp", message };
+  }
+  return protocol === "TCP" ? undefined : invalid(`${portId} has unknown protocol ${JSON.stringify(protocol)}`);
+}
+
+/** How usable an endpoint is; a duplicate ip:port keeps its most usable copy. */
+const RANK = { other: 0, servingTerminating: 1, ready: 2 } as const;
+type Rank = (typeof RANK)[keyof typeof RANK];
+
+function rank(conditions: V1EndpointConditions | undefined): Rank {
+  // kube-proxy: ready and serving are true unless set to false; terminating only if set to true.
+  if (conditions?.ready ?? true) return RANK.ready;
+  const serving = conditions?.serving ?? true;
+  return serving && conditions?.terminating === true ? RANK.servingTerminating : RANK.other;
+}
+
+/**
+ * The endpoints of one Service port: slice ports match by name and protocol (the slice port
+ * carries the target port number). Ready endpoints take traffic and serving-terminating ones
+ * drain; with no ready endpoint at all, serving-terminating ones take traffic (kube-proxy's
+ * fallback, KEP-1669). Everything else is left out.
+ */
+function portEndpoints(
+  port: V1ServicePort,
+  portId: string,
+  slices: readonly V1EndpointSlice[],
+  key: string,
+  skipped: Skip[],
+): Endpoint[] {
+  const best = new Map<string, { ip: string; port: number; rank: Rank }>();
+  const invalid = (message: string): void => {
+    skipped.push({ service: key, port: portId, reason: "invalid-endpoint", message: `Service ${key}: ${message}` });
+  };
+  for (const slice of slices) {
+    const sliceName = slice.metadata?.name ?? "";
+    for (const slicePort of slice.ports ?? []) {
+      if ((slicePort.name ?? "") !== (port.name ?? "")) continue;
+      if ((slicePort.protocol ?? "TCP") !== (port.protocol ?? "TCP")) continue;
+      const target = slicePort.port;
+      if (target === undefined || !valid(checkPort, target)) {
+        invalid(`EndpointSlice ${sliceName} has invalid port ${JSON.stringify(target ?? null)}; its endpoints are ignored.`);
+        continue;
+      }
+      for (const endpoint of slice.endpoints ?? []) {
+        const ip = endpoint.addresses?.[0];
+        if (ip === undefined || !valid(checkAddress, ip)) {
+          invalid(`EndpointSlice ${sliceName} has an invalid endpoint address ${JSON.stringify(ip ?? null)}; it is ignored.`);
+          continue;
+        }
+        const candidate = { ip, port: target, rank: rank(endpoint.conditions) };
+        const id = endpointKey(candidate);
+        if ((best.get(id)?.rank ?? -1) < candidate.rank) best.set(id, candidate);
+      }
+    }
+  }
+  const candidates = [...best.values()];
+  const anyReady = candidates.some((c) => c.rank === RANK.ready);
+  return candidates
+    .filter((c) => c.rank !== RANK.other)
+    .map((c): Endpoint => ({ ip: c.ip, port: c.port, state: anyReady && c.rank === RANK.servingTerminating ? "drain" : "ready" }))
+    .sort((a, b) => compare(a.ip, b.ip) || a.port - b.port);
+}
+
+/** The newest last-change-trigger-time over the slices (the network-programming latency start). */
+function newestTriggerTime(slices: readonly V1EndpointSlice[]): number | undefined {
+  let newest: number | undefined;
+  for (const slice of slices) {
+    const value = slice.metadata?.annotations?.[ANNOTATION_TRIGGER_TIME];
+    const ms = value !== undefined && RFC3339.test(value) ? Date.parse(value) : NaN;
+    if (Number.isFinite(ms) && (newest === undefined || ms > newest)) newest = ms;
+  }
+  return newest;
+}
+
+/** Typed client objects carry a Date, watch events plain JSON a string. A missing one sorts last. */
+function creationTime(value: Date | string | undefined): number {
+  const ms = value instanceof Date ? value.getTime() : typeof value === "string" ? Date.parse(value) : NaN;
+  return Number.isFinite(ms) ? ms : Number.MAX_SAFE_INTEGER;
+}
+
+function valid<T>(check: (value: T) => T, value: T): boolean {
+  try { check(value); return true; } catch { return false; }
+}
+
+function bindKey(bind: Bind): string {
+  return endpointKey({ ip: bind.address, port: bind.port });
+}
+
+/** Code-unit order, not locale order: the same on every machine. */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

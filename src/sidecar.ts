@@ -1,0 +1,120 @@
+// `kube-haproxy run`: the sidecar. Wires the pipeline together and to the outside world:
+//
+//   ClusterWatch ──events──► Proxier ──backends──► SyncEngine ──commands──► RuntimeClient ──► HAProxy
+//        │                      └──structural──► Reloader (master CLI)          ▲
+//        └──────── metrics / health / logs observe every stage ────────────────┘
+
+import type { Logger } from "./log.ts";
+import type { Options } from "./options.ts";
+import { Proxier } from "./proxier.ts";
+import { makeClusterWatch, translateOptions } from "./bootstrap.ts";
+import { RuntimeClient } from "./haproxy/runtime-client.ts";
+import type { ClusterWatch } from "./kube/watch.ts";
+import { createMetrics, type Metrics } from "./metrics/metrics.ts";
+import { SyncEngine } from "./sync/engine.ts";
+
+export interface Sidecar {
+  readonly client: RuntimeClient;
+  readonly engine: SyncEngine;
+  readonly proxier: Proxier;
+  readonly watch: ClusterWatch;
+  readonly metrics: Metrics;
+  /** Resolves once both initial lists arrived and were handed to the engine. */
+  readonly started: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface SidecarDeps {
+  readonly log: Logger;
+  readonly env: NodeJS.ProcessEnv;
+  readonly metrics?: Metrics;
+}
+
+export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
+  const { log } = deps;
+  const metrics = deps.metrics ?? createMetrics();
+  const client = new RuntimeClient({ address: options.socket });
+  const engine = new SyncEngine({
+    client,
+    log,
+    minSyncPeriodMs: options.minSyncPeriodMs,
+    configSyncPeriodMs: options.configSyncPeriodMs,
+  });
+  const proxier = new Proxier(engine, translateOptions(options), log);
+  const watch = makeClusterWatch(options, log, deps.env);
+  observe({ client, engine, proxier, watch, metrics, log });
+
+  watch.on("service", proxier.onService);
+  watch.on("endpointslice", proxier.onEndpointSlice);
+  proxier.on("structural", (reason) => {
+    // Until a reloader is configured, a new frontend/backend cannot be created at runtime.
+    log.warn(`structural change needs a new HAProxy configuration (not applied): ${reason}`);
+    metrics.skipped.inc({ reason: "structural-change" });
+  });
+
+  log.info(`waiting for HAProxy's runtime API at ${options.socket}`);
+  engine.start();
+  const started = (async () => {
+    await watch.start();
+    proxier.start();
+    log.info(`initial lists received: ${proxier.backends().length} Service ports`);
+  })();
+
+  return {
+    client,
+    engine,
+    proxier,
+    watch,
+    metrics,
+    started,
+    async stop() {
+      await watch.stop();
+      await engine.stop();
+      await client.close();
+    },
+  };
+}
+
+/** Logs and metrics for every stage; nothing here changes behaviour. */
+function observe(parts: { client: RuntimeClient; engine: SyncEngine; proxier: Proxier; watch: ClusterWatch; metrics: Metrics; log: Logger }): void {
+  const { client, engine, proxier, watch, metrics, log } = parts;
+  let connectedOnce = false;
+  client.on("connect", () => {
+    log.info(`connected to HAProxy's runtime API at ${client.address}`);
+    if (connectedOnce) metrics.runtimeReconnects.inc();
+    connectedOnce = true;
+  });
+  client.on("disconnect", (error) => log.warn(`runtime API connection lost: ${error.message}`));
+  engine.on("synced", (report) => {
+    metrics.syncDuration.observe(report.durationMs / 1000);
+    metrics.runtimeCommands.inc({ result: "ok" }, report.commands - report.failed);
+    if (report.failed > 0) metrics.runtimeCommands.inc({ result: "error" }, report.failed);
+    else metrics.lastSyncTimestamp.set(Date.now() / 1000);
+    if (report.full) {
+      metrics.slots.reset();
+      for (const backend of engine.status()) {
+        metrics.slots.set({ backend: backend.name, state: "used" }, backend.used);
+        metrics.slots.set({ backend: backend.name, state: "free" }, backend.slots - backend.used);
+      }
+    }
+  });
+  engine.on("applied", (_backend, triggerTime, at) => {
+    if (triggerTime !== undefined) metrics.networkProgrammingDuration.observe(Math.max(0, at - triggerTime) / 1000);
+  });
+  engine.on("overflow", (backend, keys) => {
+    log.error(`${backend}: ${keys.length} endpoints found no free slot (${keys.slice(0, 3).join(", ")}${keys.length > 3 ? ", …" : ""}); raise --slots or the kube-haproxy.io/slots annotation`);
+    metrics.skipped.inc({ reason: "over-capacity" }, keys.length);
+  });
+  engine.on("invalid", () => metrics.skipped.inc({ reason: "invalid-endpoint" }));
+  engine.on("missing", (backend) => log.debug(`${backend} is not in HAProxy's configuration yet`));
+  proxier.on("skipped", (skip) => metrics.skipped.inc({ reason: skip.reason }));
+  proxier.on("counts", (counts) => {
+    metrics.services.set(counts.services);
+    metrics.endpoints.set({ state: "ready" }, counts.ready);
+    metrics.endpoints.set({ state: "drain" }, counts.drain);
+  });
+  watch.on("restart", (resource, reason) => {
+    metrics.watchRestarts.inc({ resource });
+    log.warn(`restarted the ${resource} watch (${reason})`);
+  });
+}

@@ -1,0 +1,22 @@
+// A simulated cluster: the fake API server over HTTPS with a throwaway CA, and a kubeconfig
+// that points the real client at it.
+
+import { join } from "node:path";
+import { FakeApiServer } from "./api-server.ts";
+import { makeTestCertificates } from "./certs.ts";
+import { DEFAULT_TEST_TOKEN, writeKubeconfig } from "./kubeconfig.ts";
+
+export interface SimulatedCluster {
+  readonly api: FakeApiServer;
+  readonly kubeconfig: string;
+  stop(): Promise<void>;
+}
+
+export async function startSimulatedCluster(dir: string, options: { bookmarkIntervalMs?: number } = {}): Promise<SimulatedCluster> {
+  const tls = await makeTestCertificates(dir);
+  const api = new FakeApiServer({ tls: { cert: tls.cert, key: tls.key }, token: DEFAULT_TEST_TOKEN, bookmarkIntervalMs: options.bookmarkIntervalMs });
+  await api.start();
+  const kubeconfig = join(dir, "kubeconfig");
+  await writeKubeconfig(kubeconfig, { server: api.url, ca: tls.ca });
+  return { api, kubeconfig, stop: () => api.stop() };
+}
