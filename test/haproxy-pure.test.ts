@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { checkAddress, checkName, checkPort, setServerAddr, setServerState, showServersState, addServer } from "../src/haproxy/commands.ts";
-import { backendName, slotName, slotNumber } from "../src/haproxy/names.ts";
+import { backendName, parseSlotName, slotName } from "../src/haproxy/names.ts";
 import { ReplyDecoder, checkReply } from "../src/haproxy/reply.ts";
 import { parseServersState, stateOf } from "../src/haproxy/servers-state.ts";
 import { parseShowProc } from "../src/haproxy/master.ts";
@@ -116,9 +116,11 @@ describe("names", () => {
 
   test("slot names", () => {
     assert.equal(slotName(7), "s7");
-    assert.equal(slotNumber("s7"), 7);
-    assert.equal(slotNumber("s07"), undefined);
-    assert.equal(slotNumber("d3"), undefined);
+    assert.equal(slotName(9, true), "d9");
+    assert.deepEqual(parseSlotName("s7"), { slot: 7, dynamic: false });
+    assert.deepEqual(parseSlotName("d12"), { slot: 12, dynamic: true });
+    assert.equal(parseSlotName("s07"), undefined);
+    assert.equal(parseSlotName("web1"), undefined);
   });
 });
 

@@ -5,6 +5,7 @@ import { Agent, request } from "node:http";
 import { describe, test } from "node:test";
 import { setServerState, showServersState } from "../src/haproxy/commands.ts";
 import { renderConfig, type RenderedBackend } from "../src/haproxy/render.ts";
+import { reloadCount } from "../src/haproxy/master.ts";
 import { RuntimeClient } from "../src/haproxy/runtime-client.ts";
 import { parseServersState, stateOf } from "../src/haproxy/servers-state.ts";
 import { silentLogger } from "../src/log.ts";
@@ -23,11 +24,14 @@ interface Setup {
   pods: Pod[];
 }
 
-async function setup(t: Parameters<typeof tempDir>[0], options: { slots?: number; pods?: number; runtimeAddress?: string } = {}): Promise<Setup> {
+async function setup(
+  t: Parameters<typeof tempDir>[0],
+  options: { slots?: number; pods?: number; runtimeAddress?: string; algorithm?: string } = {},
+): Promise<Setup> {
   const dir = await tempDir(t);
   const port = await freePort();
   const pods = await startPods(options.pods ?? 4, { base: 1 + Math.floor(Math.random() * 200) });
-  const backend = makeBackend("default:web:80", [], { binds: [{ address: "127.0.0.1", port }], minSlots: options.slots ?? 4 });
+  const backend = makeBackend("default:web:80", [], { binds: [{ address: "127.0.0.1", port }], minSlots: options.slots ?? 4, algorithm: options.algorithm ?? "roundrobin" });
   const rendered: RenderedBackend = { backend, slots: options.slots ?? 4, filled: new Map() };
   const haproxy = await startHaproxy({ dir, runtimeSocket: options.runtimeAddress, config: renderConfig([rendered], { runtimeSocket: options.runtimeAddress ?? runtimeSocketIn(dir) }) });
   const client = new RuntimeClient({ address: options.runtimeAddress ?? haproxy.runtimeSocket, reconnectMinMs: 20, reconnectMaxMs: 200 });
@@ -149,7 +153,8 @@ describe("sync engine", () => {
   });
 
   test("more endpoints than slots: an overflow event, and the endpoints that fit keep working", async (t) => {
-    const { engine, url, backend, pods } = await setup(t, { slots: 2, pods: 3 });
+    // static-rr cannot take dynamic servers (roundrobin would grow instead, see below).
+    const { engine, url, backend, pods } = await setup(t, { slots: 2, pods: 3, algorithm: "static-rr" });
     const overflows: string[][] = [];
     engine.on("overflow", (_name, keys) => overflows.push([...keys]));
     engine.setBackend({ ...backend, endpoints: endpointsOf(pods) });
@@ -158,6 +163,24 @@ describe("sync engine", () => {
     assert.equal(overflows[0]!.length, 1);
     assert.equal(engine.status()[0]!.overflow, 1);
     assert.equal((await servedBy(url, 3)).length, 2);
+  });
+
+  test("3 slots, 50 endpoints: dynamic servers, no reload; back to 2: dynamic servers deleted", async (t) => {
+    const { engine, url, backend, pods, haproxy, client } = await setup(t, { slots: 3, pods: 50 });
+    const overflows: number[] = [];
+    engine.on("overflow", (_name, keys) => overflows.push(keys.length));
+    engine.setBackend({ ...backend, endpoints: endpointsOf(pods) });
+    await engine.whenSynced();
+    assert.deepEqual(overflows, [], "roundrobin grows at runtime, no overflow");
+    assert.equal(engine.status()[0]!.dynamic, 47);
+    assert.deepEqual(await servedBy(url, 50), ips(pods));
+    assert.equal(await reloadCount(haproxy.masterSocket), 0);
+
+    engine.setBackend({ ...backend, endpoints: endpointsOf(pods.slice(0, 2)) });
+    await waitFor(() => engine.status()[0]!.dynamic === 0, 10_000, "dynamic servers deleted");
+    const servers = parseServersState(await client.execute(showServersState("default:web:80"))).map((r) => r.server);
+    assert.deepEqual(servers, ["s1", "s2", "s3"]);
+    assert.deepEqual(await servedBy(url, 2), ips(pods.slice(0, 2)));
   });
 
   test("a 1,000-slot backend filled and emptied", async (t) => {

@@ -3,45 +3,45 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { applyChange, planBackend, type AppliedSlot } from "../src/sync/plan.ts";
-import { assignSlots, slotCapacity } from "../src/sync/slots.ts";
+import { assignSlots, slotCapacity, slotRange } from "../src/sync/slots.ts";
 import type { Endpoint } from "../src/model.ts";
 import { draining, ready } from "./helpers.ts";
 
 describe("assignSlots", () => {
   test("fills from the lowest slot", () => {
-    const { assignment, overflow } = assignSlots(new Map(), ["a", "b", "c"], 4);
+    const { assignment, overflow } = assignSlots(new Map(), ["a", "b", "c"], slotRange(4));
     assert.deepEqual([...assignment], [["a", 1], ["b", 2], ["c", 3]]);
     assert.deepEqual(overflow, []);
   });
 
   test("keeps existing endpoints in place and reuses freed slots", () => {
     const previous = new Map([["a", 1], ["b", 2], ["c", 3]]);
-    const { assignment } = assignSlots(previous, ["c", "d", "a"], 4);
+    const { assignment } = assignSlots(previous, ["c", "d", "a"], slotRange(4));
     assert.equal(assignment.get("a"), 1);
     assert.equal(assignment.get("c"), 3);
     assert.equal(assignment.get("d"), 2, "d takes b's freed slot");
   });
 
   test("reports overflow and keeps what fits", () => {
-    const { assignment, overflow } = assignSlots(new Map([["x", 2]]), ["a", "x", "b", "c"], 2);
+    const { assignment, overflow } = assignSlots(new Map([["x", 2]]), ["a", "x", "b", "c"], slotRange(2));
     assert.deepEqual([...assignment].sort(), [["a", 1], ["x", 2]]);
     assert.deepEqual(overflow, ["b", "c"]);
   });
 
   test("duplicates are assigned once", () => {
-    const { assignment, overflow } = assignSlots(new Map(), ["a", "a", "b"], 1);
+    const { assignment, overflow } = assignSlots(new Map(), ["a", "a", "b"], slotRange(1));
     assert.deepEqual([...assignment], [["a", 1]]);
     assert.deepEqual(overflow, ["b"]);
   });
 
   test("a slot beyond a shrunken capacity is reassigned", () => {
-    const { assignment } = assignSlots(new Map([["a", 8]]), ["a"], 4);
+    const { assignment } = assignSlots(new Map([["a", 8]]), ["a"], slotRange(4));
     assert.equal(assignment.get("a"), 1);
   });
 
   test("unchanged input gives the same assignment", () => {
-    const first = assignSlots(new Map(), ["a", "b", "c"], 8).assignment;
-    assert.deepEqual([...assignSlots(first, ["a", "b", "c"], 8).assignment], [...first]);
+    const first = assignSlots(new Map(), ["a", "b", "c"], slotRange(8)).assignment;
+    assert.deepEqual([...assignSlots(first, ["a", "b", "c"], slotRange(8)).assignment], [...first]);
   });
 });
 
@@ -95,10 +95,23 @@ describe("planBackend", () => {
     assert.deepEqual(planBackend(slots, have, desired([1, ready("10.0.0.1", 81)])), [{ kind: "addr", slot: 1, ip: "10.0.0.1", port: 81 }]);
   });
 
+  test("dynamic slots: created with add, then state; maint first, deleted at the next flush", () => {
+    const dynamic = new Set([4]);
+    assert.deepEqual(planBackend([1, 2, 3, 4], applied(), desired([4, ready("10.0.0.4", 80)]), dynamic), [
+      { kind: "add", slot: 4, ip: "10.0.0.4", port: 80 },
+      { kind: "state", slot: 4, state: "ready" },
+    ]);
+    const serving = applied([4, { ip: "10.0.0.4", port: 80, state: "ready" }]);
+    assert.deepEqual(planBackend([1, 2, 3, 4], serving, desired(), dynamic), [{ kind: "state", slot: 4, state: "maint" }]);
+    const parked = applied([4, { ip: "10.0.0.4", port: 80, state: "maint" }]);
+    assert.deepEqual(planBackend([1, 2, 3, 4], parked, desired(), dynamic), [{ kind: "del", slot: 4 }]);
+    assert.equal(applyChange(parked.get(4), { kind: "del", slot: 4 }), undefined);
+  });
+
   test("applyChange follows the plan to the desired picture", () => {
     const have = applied([1, { ip: "10.0.0.9", port: 80, state: "ready" }]);
     const want = desired([1, ready("10.0.0.1", 80)], [3, draining("10.0.0.3", 81)]);
-    for (const change of planBackend(slots, have, want)) have.set(change.slot, applyChange(have.get(change.slot), change));
+    for (const change of planBackend(slots, have, want)) have.set(change.slot, applyChange(have.get(change.slot), change)!);
     assert.deepEqual(planBackend(slots, have, want), []);
   });
 });

@@ -19,12 +19,13 @@ export function backendName(namespace: string, service: string, port: string | n
 export const SLOT_PREFIX = "s";
 export const DYNAMIC_PREFIX = "d";
 
-export function slotName(slot: number): string {
-  return `${SLOT_PREFIX}${slot}`;
+/** Slot numbers are unique across both kinds: d<N> takes numbers above the template's. */
+export function slotName(slot: number, dynamic = false): string {
+  return `${dynamic ? DYNAMIC_PREFIX : SLOT_PREFIX}${slot}`;
 }
 
-/** The slot number of a template server name, or undefined for any other server. */
-export function slotNumber(server: string): number | undefined {
-  const match = /^s([1-9]\d*)$/.exec(server);
-  return match ? Number(match[1]) : undefined;
+/** The slot a server name stands for, or undefined for a server that is not ours. */
+export function parseSlotName(server: string): { readonly slot: number; readonly dynamic: boolean } | undefined {
+  const match = /^([sd])([1-9]\d*)$/.exec(server);
+  return match ? { slot: Number(match[2]), dynamic: match[1] === DYNAMIC_PREFIX } : undefined;
 }

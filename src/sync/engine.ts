@@ -11,8 +11,8 @@
 
 import { EventEmitter } from "node:events";
 import PQueue from "p-queue";
-import { checkAddress, checkPort, setServerAddr, setServerState, showServersState, type RuntimeCommand } from "../haproxy/commands.ts";
-import { slotName, slotNumber } from "../haproxy/names.ts";
+import { addServer, checkAddress, checkPort, delServer, setServerAddr, setServerState, showServersState, type RuntimeCommand } from "../haproxy/commands.ts";
+import { parseSlotName, slotName } from "../haproxy/names.ts";
 import type { RuntimeClient } from "../haproxy/runtime-client.ts";
 import { parseServersState, stateOf } from "../haproxy/servers-state.ts";
 import type { Logger } from "../log.ts";
@@ -27,6 +27,8 @@ export interface EngineOptions {
   readonly minSyncPeriodMs?: number;
   /** Re-read `show servers state` and repair drift this often; 0 never. @default 60000 */
   readonly configSyncPeriodMs?: number;
+  /** Retry interval for `del server` of a dynamic server that still has connections. @default 2000 */
+  readonly deleteRetryMs?: number;
   /** Backoff after a failed batch. @default 100 … 10000 */
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
@@ -44,17 +46,25 @@ export interface SyncReport {
 
 export interface BackendStatus {
   readonly name: string;
+  /** Template slots plus dynamic servers. */
   readonly slots: number;
+  readonly dynamic: number;
   readonly used: number;
   readonly overflow: number;
 }
+
+/** Balance algorithms HAProxy accepts dynamic servers for (without `hash-type consistent`). */
+const DYNAMIC_ALGORITHMS: ReadonlySet<string> = new Set(["roundrobin", "leastconn", "first", "random"]);
 
 type Events = {
   /** After every flush. */
   synced: [report: SyncReport];
   /** A backend's desired endpoints are all in HAProxy; `triggerTime` as given in setBackend. */
   applied: [backend: string, triggerTime: number | undefined, at: number];
-  /** Endpoints that found no free slot (the rest of the backend is served). */
+  /**
+   * Endpoints that found no slot, and no dynamic server could be added (the algorithm does
+   * not allow it): the rest of the backend is served; a reload with more slots is needed.
+   */
   overflow: [backend: string, keys: readonly string[]];
   /** A desired backend HAProxy does not have: a structural change, for the reloader. */
   missing: [backend: string];
@@ -77,10 +87,16 @@ export class SyncEngine extends EventEmitter<Events> {
   readonly #configSyncPeriodMs: number;
   readonly #retryMinMs: number;
   readonly #retryMaxMs: number;
+  readonly #deleteRetryMs: number;
 
   readonly #desired = new Map<string, Backend>();
-  // Slot numbers HAProxy has per backend, ascending; from the last `show servers state`.
+  // Slot numbers HAProxy has per backend, ascending; from the last `show servers state`,
+  // then kept current from `add server`/`del server` replies.
   readonly #slots = new Map<string, number[]>();
+  // Which of those are dynamic servers (d<N>) rather than template slots (s<N>).
+  readonly #dynamic = new Map<string, Set<number>>();
+  // Backends where HAProxy refused `add server` (not a dynamic algorithm after all).
+  readonly #noDynamic = new Set<string>();
   // What HAProxy has in each slot: only ever updated from HAProxy's own replies.
   readonly #applied = new Map<string, Map<number, AppliedSlot>>();
   readonly #assignment = new Map<string, SlotAssignment>();
@@ -108,6 +124,7 @@ export class SyncEngine extends EventEmitter<Events> {
     this.#configSyncPeriodMs = options.configSyncPeriodMs ?? 60_000;
     this.#retryMinMs = options.retryMinMs ?? 100;
     this.#retryMaxMs = options.retryMaxMs ?? 10_000;
+    this.#deleteRetryMs = options.deleteRetryMs ?? 2_000;
   }
 
   /** Starts syncing: on every (re)connection and every config-sync period, a full sync. */
@@ -172,6 +189,7 @@ export class SyncEngine extends EventEmitter<Events> {
     return [...this.#slots.keys()].sort().map((name) => ({
       name,
       slots: this.#slots.get(name)?.length ?? 0,
+      dynamic: this.#dynamic.get(name)?.size ?? 0,
       used: this.#assignment.get(name)?.size ?? 0,
       overflow: this.#overflow.get(name) ?? 0,
     }));
@@ -233,17 +251,24 @@ export class SyncEngine extends EventEmitter<Events> {
 
     const results = await this.#client.executeAll(commands);
     const failedBackends = new Set<string>();
+    let failed = 0;
+    let deletesLeft = false;
     results.forEach((result, i) => {
       const { backend, change } = pending[i]!;
       if (result.ok) {
-        const slots = this.#applied.get(backend);
-        slots?.set(change.slot, applyChange(slots.get(change.slot), change));
+        this.#record(backend, change);
+      } else if (change.kind === "del") {
+        // Still has connections: not drift, just not yet. Try again later.
+        deletesLeft = true;
+        this.#dirty.add(backend);
       } else {
+        if (change.kind === "add" && /dynamic load balancing/.test(result.error.reply ?? "")) this.#noDynamic.add(backend);
+        failed++;
         failedBackends.add(backend);
         this.emit("failed", commands[i]!.line, result.error.message);
       }
     });
-    const failed = results.filter((result) => !result.ok).length;
+    if (deletesLeft && failed === 0) this.#schedule(this.#deleteRetryMs);
     if (failed > 0) {
       const first = results.find((result) => !result.ok);
       this.#log.warn(`${failed} of ${commands.length} runtime commands failed (first: ${first && !first.ok ? first.error.message : ""}); full sync follows`);
@@ -257,6 +282,29 @@ export class SyncEngine extends EventEmitter<Events> {
       if (!failedBackends.has(name) && this.#slots.has(name)) this.emit("applied", name, this.#desired.get(name)?.triggerTime, at);
     }
     this.emit("synced", { full, backends: names.length, commands: commands.length, failed, durationMs: performance.now() - started });
+  }
+
+  /** Records a change HAProxy confirmed in the applied picture. */
+  #record(backend: string, change: SlotChange): void {
+    const applied = this.#applied.get(backend);
+    const slots = this.#slots.get(backend);
+    const dynamic = this.#dynamic.get(backend);
+    if (!applied || !slots || !dynamic) return;
+    const after = applyChange(applied.get(change.slot), change);
+    if (change.kind === "add") {
+      slots.push(change.slot); // dynamic slot numbers are always above every existing one
+      dynamic.add(change.slot);
+    } else if (change.kind === "del") {
+      slots.splice(slots.indexOf(change.slot), 1);
+      dynamic.delete(change.slot);
+    }
+    if (after) applied.set(change.slot, after);
+    else applied.delete(change.slot);
+    // A dynamic server just parked in maint is deleted by the next flush.
+    if (change.kind === "state" && change.state === "maint" && dynamic.has(change.slot)) {
+      this.#dirty.add(backend);
+      this.#schedule(0);
+    }
   }
 
   /** Plans one backend's changes and appends them (with their commands) to the batch. */
@@ -280,20 +328,46 @@ export class SyncEngine extends EventEmitter<Events> {
         this.emit("invalid", name, endpoint, (error as Error).message);
       }
     }
-    const { assignment, overflow } = assignSlots(this.#assignment.get(name) ?? new Map(), [...endpoints.keys()], slots.length);
-    this.#assignment.set(name, assignment);
-    if (overflow.length > 0 || this.#overflow.has(name)) {
-      if (overflow.length > 0) {
-        this.#overflow.set(name, overflow.length);
-        this.emit("overflow", name, overflow);
-      } else this.#overflow.delete(name);
+    const dynamic = this.#dynamic.get(name)!;
+    const { assignment, overflow } = assignSlots(this.#assignment.get(name) ?? new Map(), [...endpoints.keys()], slots);
+    // Slots run out: add dynamic servers above the highest slot, when the algorithm allows.
+    const planned = [...slots];
+    const growable = DYNAMIC_ALGORITHMS.has(desired?.algorithm ?? "") && !this.#noDynamic.has(name);
+    const unplaced = growable ? [] : overflow;
+    if (growable) {
+      let next = planned.length === 0 ? 1 : planned[planned.length - 1]! + 1;
+      for (const key of overflow) {
+        assignment.set(key, next);
+        dynamic.add(next); // provisional until `add server` succeeds; #record keeps it
+        planned.push(next++);
+      }
     }
+    this.#assignment.set(name, assignment);
+    if (unplaced.length > 0) {
+      this.#overflow.set(name, unplaced.length);
+      this.emit("overflow", name, unplaced);
+    } else this.#overflow.delete(name);
     const bySlot = new Map<number, Endpoint>();
     for (const [key, slot] of assignment) bySlot.set(slot, endpoints.get(key)!);
-    for (const change of planBackend(slots, applied, bySlot)) {
-      const server = slotName(change.slot);
-      commands.push(change.kind === "addr" ? setServerAddr(name, server, change.ip, change.port) : setServerState(name, server, change.state));
+    for (const change of planBackend(planned, applied, bySlot, dynamic)) {
+      commands.push(this.#command(name, change, dynamic.has(change.slot)));
       pending.push({ backend: name, change });
+    }
+    // Provisional dynamic slots leave the set again; confirmed ones come back in #record.
+    for (const slot of planned.slice(slots.length)) dynamic.delete(slot);
+  }
+
+  #command(backend: string, change: SlotChange, dynamic: boolean): RuntimeCommand {
+    const server = slotName(change.slot, dynamic);
+    switch (change.kind) {
+      case "addr":
+        return setServerAddr(backend, server, change.ip, change.port);
+      case "state":
+        return setServerState(backend, server, change.state);
+      case "add":
+        return addServer(backend, server, change.ip, change.port);
+      case "del":
+        return delServer(backend, server);
     }
   }
 
@@ -302,18 +376,22 @@ export class SyncEngine extends EventEmitter<Events> {
     const records = parseServersState(await this.#client.execute(showServersState()));
     this.#needFullSync = false;
     this.#slots.clear();
+    this.#dynamic.clear();
     this.#applied.clear();
+    this.#noDynamic.clear();
     for (const record of records) {
-      const slot = slotNumber(record.server);
-      if (slot === undefined) continue;
+      const parsed = parseSlotName(record.server);
+      if (parsed === undefined) continue;
       let applied = this.#applied.get(record.backend);
       if (!applied) {
         applied = new Map();
         this.#applied.set(record.backend, applied);
         this.#slots.set(record.backend, []);
+        this.#dynamic.set(record.backend, new Set());
       }
-      applied.set(slot, { ip: record.address, port: record.port, state: stateOf(record) });
-      this.#slots.get(record.backend)!.push(slot);
+      applied.set(parsed.slot, { ip: record.address, port: record.port, state: stateOf(record) });
+      this.#slots.get(record.backend)!.push(parsed.slot);
+      if (parsed.dynamic) this.#dynamic.get(record.backend)!.add(parsed.slot);
     }
     // Keep what HAProxy already serves where it is: derive the assignment from the slots,
     // serving ones first, so a repair after a restart or drift costs the fewest commands.

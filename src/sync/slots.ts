@@ -6,24 +6,27 @@
 export type SlotAssignment = ReadonlyMap<string, number>;
 
 export interface AssignResult {
-  readonly assignment: SlotAssignment;
+  readonly assignment: Map<string, number>;
   /** Keys that found no free slot, in the order they were wanted. */
   readonly overflow: readonly string[];
 }
 
 /**
- * Assigns `wanted` endpoint keys to slots 1…capacity, keeping every key of `previous` that is
- * still wanted (and fits) in its slot. Pure; O(capacity + wanted).
+ * Assigns `wanted` endpoint keys to the backend's `slots` (ascending slot numbers), keeping
+ * every key of `previous` that is still wanted in its slot. Pure; O(max slot + wanted).
  */
-export function assignSlots(previous: SlotAssignment, wanted: readonly string[], capacity: number): AssignResult {
+export function assignSlots(previous: SlotAssignment, wanted: readonly string[], slots: readonly number[]): AssignResult {
   const assignment = new Map<string, number>();
-  const used = new Uint8Array(capacity + 1);
+  const top = slots.length === 0 ? 0 : slots[slots.length - 1]!;
+  // 0: not a slot of this backend, 1: free, 2: taken.
+  const used = new Uint8Array(top + 1);
+  for (const slot of slots) used[slot] = 1;
   const newcomers: string[] = [];
   for (const key of wanted) {
     const slot = previous.get(key);
-    if (slot !== undefined && slot <= capacity && used[slot] === 0 && !assignment.has(key)) {
+    if (slot !== undefined && slot <= top && used[slot] === 1 && !assignment.has(key)) {
       assignment.set(key, slot);
-      used[slot] = 1;
+      used[slot] = 2;
     } else if (!assignment.has(key)) {
       newcomers.push(key);
     }
@@ -32,13 +35,13 @@ export function assignSlots(previous: SlotAssignment, wanted: readonly string[],
   let next = 1;
   for (const key of newcomers) {
     if (assignment.has(key)) continue; // a duplicate of a newcomer placed just before
-    while (next <= capacity && used[next] === 1) next++;
-    if (next > capacity) {
+    while (next <= top && used[next] !== 1) next++;
+    if (next > top) {
       overflow.push(key);
       continue;
     }
     assignment.set(key, next);
-    used[next] = 1;
+    used[next] = 2;
   }
   return { assignment, overflow };
 }
@@ -53,4 +56,9 @@ export function slotCapacity(endpoints: number, minSlots: number): number {
   let capacity = 1;
   while (capacity < needed) capacity *= 2;
   return Math.max(minSlots, capacity);
+}
+
+/** Slot numbers 1…n. */
+export function slotRange(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i + 1);
 }
