@@ -63,9 +63,10 @@ export class Proxier extends EventEmitter<Events> {
 
   /** Both initial lists are in: compute everything once, then follow events. */
   start(): void {
-    this.#started = true;
     for (const key of this.#state.serviceKeys()) this.#translate(key);
+    // Not "structural": whether HAProxy already has this structure is the reloader's question.
     this.#resolve();
+    this.#started = true;
   }
 
   /** The desired backends, sorted by name (for render and reloads). */

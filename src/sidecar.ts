@@ -7,17 +7,19 @@
 import type { Logger } from "./log.ts";
 import type { Options } from "./options.ts";
 import { Proxier } from "./proxier.ts";
-import { makeClusterWatch, translateOptions } from "./bootstrap.ts";
+import { bootstrapConfig, makeClusterWatch, translateOptions } from "./bootstrap.ts";
 import { RuntimeClient } from "./haproxy/runtime-client.ts";
 import type { ClusterWatch } from "./kube/watch.ts";
 import { createMetrics, type Metrics } from "./metrics/metrics.ts";
 import { SyncEngine } from "./sync/engine.ts";
+import { Reloader } from "./sync/reloader.ts";
 
 export interface Sidecar {
   readonly client: RuntimeClient;
   readonly engine: SyncEngine;
   readonly proxier: Proxier;
   readonly watch: ClusterWatch;
+  readonly reloader: Reloader;
   readonly metrics: Metrics;
   /** Resolves once both initial lists arrived and were handed to the engine. */
   readonly started: Promise<void>;
@@ -42,15 +44,23 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
   });
   const proxier = new Proxier(engine, translateOptions(options), log);
   const watch = makeClusterWatch(options, log, deps.env);
-  observe({ client, engine, proxier, watch, metrics, log });
+  const reloader = new Reloader({
+    configPath: options.config,
+    masterSocket: options.masterSocket,
+    haproxyBinary: options.haproxyBinary,
+    minReloadPeriodMs: options.minReloadPeriodMs,
+    log,
+    render: () => bootstrapConfig(proxier.backends(), options),
+    afterReload: () => client.reconnect(),
+  });
+  observe({ client, engine, proxier, watch, reloader, metrics, log });
 
   watch.on("service", proxier.onService);
   watch.on("endpointslice", proxier.onEndpointSlice);
-  proxier.on("structural", (reason) => {
-    // Until a reloader is configured, a new frontend/backend cannot be created at runtime.
-    log.warn(`structural change needs a new HAProxy configuration (not applied): ${reason}`);
-    metrics.skipped.inc({ reason: "structural-change" });
-  });
+  // Structure comes only from a configuration file: these are the only ways to a reload.
+  proxier.on("structural", (reason) => reloader.request(reason));
+  engine.on("missing", (backend) => reloader.request(`${backend} is not in HAProxy's configuration`));
+  engine.on("overflow", (backend) => reloader.request(`${backend} needs more slots than its template has`, true));
 
   log.info(`waiting for HAProxy's runtime API at ${options.socket}`);
   engine.start();
@@ -58,6 +68,8 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
     await watch.start();
     proxier.start();
     log.info(`initial lists received: ${proxier.backends().length} Service ports`);
+    // The cluster may have changed between `render` and now.
+    reloader.request("startup");
   })();
 
   return {
@@ -67,7 +79,9 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
     watch,
     metrics,
     started,
+    reloader,
     async stop() {
+      await reloader.stop();
       await watch.stop();
       await engine.stop();
       await client.close();
@@ -76,8 +90,19 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
 }
 
 /** Logs and metrics for every stage; nothing here changes behaviour. */
-function observe(parts: { client: RuntimeClient; engine: SyncEngine; proxier: Proxier; watch: ClusterWatch; metrics: Metrics; log: Logger }): void {
-  const { client, engine, proxier, watch, metrics, log } = parts;
+function observe(parts: {
+  client: RuntimeClient;
+  engine: SyncEngine;
+  proxier: Proxier;
+  watch: ClusterWatch;
+  reloader: Reloader;
+  metrics: Metrics;
+  log: Logger;
+}): void {
+  const { client, engine, proxier, watch, reloader, metrics, log } = parts;
+  reloader.on("reloaded", (_reason, _ms, forced) => metrics.reloads.inc({ reason: forced ? "slots" : "structural" }));
+  reloader.on("rejected", () => metrics.reloads.inc({ reason: "rejected" }));
+  reloader.on("failed", () => metrics.reloads.inc({ reason: "failed" }));
   let connectedOnce = false;
   client.on("connect", () => {
     log.info(`connected to HAProxy's runtime API at ${client.address}`);
@@ -102,7 +127,7 @@ function observe(parts: { client: RuntimeClient; engine: SyncEngine; proxier: Pr
     if (triggerTime !== undefined) metrics.networkProgrammingDuration.observe(Math.max(0, at - triggerTime) / 1000);
   });
   engine.on("overflow", (backend, keys) => {
-    log.error(`${backend}: ${keys.length} endpoints found no free slot (${keys.slice(0, 3).join(", ")}${keys.length > 3 ? ", …" : ""}); raise --slots or the kube-haproxy.io/slots annotation`);
+    log.warn(`${backend}: ${keys.length} endpoints found no free slot (${keys.slice(0, 3).join(", ")}${keys.length > 3 ? ", …" : ""}); its algorithm takes no dynamic servers, so a reload will grow the template`);
     metrics.skipped.inc({ reason: "over-capacity" }, keys.length);
   });
   engine.on("invalid", () => metrics.skipped.inc({ reason: "invalid-endpoint" }));

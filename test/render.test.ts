@@ -5,7 +5,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { checkConfigFile } from "../src/haproxy/config-check.ts";
-import { renderConfig, type RenderedBackend } from "../src/haproxy/render.ts";
+import { readStructureHash, renderConfig, type RenderedBackend } from "../src/haproxy/render.ts";
 import { isKubeHaproxyError } from "../src/errors.ts";
 import { draining, makeBackend, ready, tempDir } from "./helpers.ts";
 
@@ -38,8 +38,9 @@ async function assertValid(t: Parameters<typeof tempDir>[0], text: string): Prom
 test("golden configuration, valid for haproxy -c", async (t) => {
   const text = renderConfig([web, db], { runtimeSocket: "/var/run/haproxy/runtime.sock", stats: { bind: { address: "127.0.0.1", port: 8404 } } });
   assert.equal(
-    text,
+    text.replace(/^# structure: [0-9a-f]{16}$/m, "# structure: HASH"),
     `# Rendered by kube-haproxy. Endpoint changes are applied at runtime; do not edit.
+# structure: HASH
 global
   stats socket /var/run/haproxy/runtime.sock mode 660 level admin expose-fd listeners
   stats timeout 24h
@@ -124,4 +125,16 @@ test("a 1,000-slot backend renders compactly and is valid", async (t) => {
   const text = renderConfig([big], { runtimeSocket: "/tmp/x.sock" });
   assert.match(text, /server-template s 1-1000 0\.0\.0\.0:0 disabled/);
   await assertValid(t, text);
+});
+
+test("the structure hash changes with structure, not with endpoints", () => {
+  const options = { runtimeSocket: "/tmp/x.sock" };
+  const hash = (rendered: RenderedBackend[]): string | undefined => readStructureHash(renderConfig(rendered, options));
+  const base = hash([web, db]);
+  assert.match(base ?? "", /^[0-9a-f]{16}$/);
+  assert.equal(hash([db, { ...web, filled: new Map(), slots: 64 }]), base, "endpoints and slots are not structure");
+  assert.notEqual(hash([web]), base, "a removed Service port");
+  assert.notEqual(hash([web, { ...db, backend: { ...db.backend, algorithm: "roundrobin" } }]), base, "an algorithm");
+  assert.notEqual(hash([web, { ...db, backend: { ...db.backend, binds: [{ address: "::", port: 5433 }] } }]), base, "a port");
+  assert.notEqual(hash([{ ...web, backend: { ...web.backend, affinityTimeoutSeconds: undefined } }, db]), base, "affinity");
 });

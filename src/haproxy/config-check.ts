@@ -11,7 +11,7 @@ export interface ConfigCheck {
 /** Runs `haproxy -c -f <path>` asynchronously (never blocks the event loop). */
 export function checkConfigFile(path: string, haproxyBinary = "haproxy"): Promise<ConfigCheck> {
   return new Promise((resolve) => {
-    execFile(haproxyBinary, ["-c", "-q", "-f", path], { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+    execFile(haproxyBinary, ["-c", "-f", path], { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       resolve({ ok: error === null, output: `${stdout}${stderr}`.trim() || (error ? error.message : "") });
     });
   });

@@ -2,6 +2,7 @@
 // same bytes. Every backend gets template slots (s1…sN); the endpoints known at render time are
 // written into their slots, so a fresh HAProxy serves at once and a reload never starts empty.
 
+import { createHash } from "node:crypto";
 import { KubeHaproxyError } from "../errors.ts";
 import type { Backend, Bind, Endpoint } from "../model.ts";
 import { parseSocketAddress } from "./address.ts";
@@ -29,6 +30,7 @@ const USERLIST = "kube-haproxy-stats";
 export function renderConfig(backends: readonly RenderedBackend[], options: RenderOptions): string {
   const out: string[] = [
     "# Rendered by kube-haproxy. Endpoint changes are applied at runtime; do not edit.",
+    `# structure: ${structureHash(backends.map((rendered) => rendered.backend), options)}`,
     "global",
     `  stats socket ${socketAddress(options.runtimeSocket)} mode 660 level admin expose-fd listeners`,
     `  stats timeout ${options.runtimeIdleTimeout ?? "24h"}`,
@@ -49,6 +51,24 @@ export function renderConfig(backends: readonly RenderedBackend[], options: Rend
     out.push(...renderBackend(rendered));
   }
   return out.join("\n").replace(/\n+$/, "") + "\n";
+}
+
+/**
+ * A hash of everything in the configuration that only a reload can change: the frontends and
+ * backends with their binds, mode, algorithm and affinity, and the global settings. Endpoints
+ * and slot counts are not part of it. Written into the file, so that the sidecar knows, even
+ * after its own restart, whether the running configuration matches the cluster.
+ */
+export function structureHash(backends: readonly Backend[], options: RenderOptions): string {
+  const structure = [...backends]
+    .map((b) => [b.name, b.mode, b.algorithm, b.binds.map((bind) => `${bind.address}:${bind.port}`), b.affinityTimeoutSeconds ?? null])
+    .sort((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1));
+  return createHash("sha256").update(JSON.stringify([structure, options])).digest("hex").slice(0, 16);
+}
+
+/** The structure hash a rendered configuration carries, if any. */
+export function readStructureHash(text: string): string | undefined {
+  return /^# structure: ([0-9a-f]+)$/m.exec(text)?.[1];
 }
 
 function renderStats(stats: NonNullable<RenderOptions["stats"]>): string[] {

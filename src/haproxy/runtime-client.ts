@@ -99,6 +99,16 @@ export class RuntimeClient extends EventEmitter<Events> {
     this.#fail(new KubeHaproxyError("E_CONNECTION_CLOSED", "runtime client closed"));
   }
 
+  /**
+   * Drops the connection and connects again at once: after a reload the runtime socket
+   * belongs to the new worker, while this connection still talks to the old one.
+   */
+  reconnect(): void {
+    if (this.#closed) return;
+    this.#attempt = 0;
+    if (this.#socket) this.#fail(new KubeHaproxyError("E_CONNECTION_CLOSED", "reconnecting to the new HAProxy worker"));
+  }
+
   /** Sends one command; resolves with its reply body or rejects with a KubeHaproxyError. */
   async execute(command: RuntimeCommand): Promise<string> {
     const [result] = await this.executeAll([command]);
@@ -246,7 +256,9 @@ export class RuntimeClient extends EventEmitter<Events> {
 
   #scheduleReconnect(): void {
     const { reconnectMinMs, reconnectMaxMs } = this.#options;
-    const delay = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** this.#attempt++);
+    // The first attempt is immediate (a reload, a restart); then capped exponential backoff.
+    const delay = this.#attempt === 0 ? 0 : Math.min(reconnectMaxMs, reconnectMinMs * 2 ** (this.#attempt - 1));
+    this.#attempt++;
     this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
   }
 }

@@ -1,0 +1,190 @@
+// Structural changes: hitless reloads under load, Services added and removed, refused
+// configurations, long-lived connections. Real HAProxy, the sidecar in process, real clients.
+
+import assert from "node:assert/strict";
+import { Agent, request } from "node:http";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { renderFromCluster } from "../src/bootstrap.ts";
+import { reloadCount } from "../src/haproxy/master.ts";
+import { silentLogger } from "../src/log.ts";
+import { resolveOptions, type Options } from "../src/options.ts";
+import { startSidecar, type Sidecar } from "../src/sidecar.ts";
+import { startSimulatedCluster, type SimulatedCluster } from "../src/sim/cluster.ts";
+import { startHaproxy, type HaproxyProcess } from "../src/sim/haproxy.ts";
+import { makeService, makeSlice } from "../src/sim/objects.ts";
+import { freePort, get, startPods, type Pod } from "../src/sim/pods.ts";
+import { tempDir, waitFor } from "./helpers.ts";
+
+interface World {
+  cluster: SimulatedCluster;
+  haproxy: HaproxyProcess;
+  sidecar: Sidecar;
+  options: Options;
+  pods: Pod[];
+  url: string;
+}
+
+async function world(t: Parameters<typeof tempDir>[0], mode: "tcp" | "http", extra: Record<string, string> = {}): Promise<World> {
+  const dir = await tempDir(t);
+  const cluster = await startSimulatedCluster(dir);
+  t.after(() => cluster.stop());
+  const pods = await startPods(3, { base: 40 + Math.floor(Math.random() * 100) });
+  t.after(async () => void (await Promise.all(pods.map((pod) => pod.stop()))));
+  const port = await freePort();
+  cluster.api.upsert("services", makeService("default", "web", [{ port }], (s) => (s.metadata!.annotations!["kube-haproxy.io/mode"] = mode)));
+  cluster.api.upsert("endpointslices", makeSlice("default", "web", "web-1", pods.map((p) => ({ ip: p.ip })), [{ port: pods[0]!.port }]));
+  const options = resolveOptions({
+    kubeconfig: cluster.kubeconfig,
+    config: join(dir, "haproxy.cfg"),
+    socket: join(dir, "runtime.sock"),
+    "master-socket": join(dir, "master.sock"),
+    "bind-address": "127.0.0.1",
+    "stats-bind-address": "",
+    "min-reload-period": "0s",
+    slots: "4",
+    ...extra,
+  });
+  await renderFromCluster(options, silentLogger, {});
+  const haproxy = await startHaproxy({ dir, configPath: options.config });
+  t.after(() => haproxy.stop());
+  const sidecar = startSidecar(options, { log: silentLogger, env: {} });
+  t.after(() => sidecar.stop());
+  await sidecar.started;
+  await sidecar.reloader.idle();
+  return { cluster, haproxy, sidecar, options, pods, url: `http://127.0.0.1:${port}/` };
+}
+
+/** Clients hammering `url` until stopped: fresh connections and keep-alive ones. Counts failures. */
+function load(url: string): { stop(): Promise<{ sent: number; failed: number; errors: string[] }> } {
+  let running = true;
+  let sent = 0;
+  let failed = 0;
+  const errors: string[] = [];
+  const one = (agent: Agent | false): Promise<void> =>
+    new Promise((resolve) => {
+      sent++;
+      const req = request(url, { agent, timeout: 5_000 }, (res) => {
+        res.resume();
+        res.on("end", () => {
+          if (res.statusCode !== 200) {
+            failed++;
+            errors.push(`HTTP ${res.statusCode}`);
+          }
+          resolve();
+        });
+      });
+      req.on("error", (error) => {
+        failed++;
+        errors.push(error.message);
+        resolve();
+      });
+      req.end();
+    });
+  const loops: Promise<void>[] = [];
+  const agents: Agent[] = [];
+  for (let i = 0; i < 3; i++) {
+    loops.push((async () => {
+      while (running) await one(false);
+    })());
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    agents.push(agent);
+    loops.push((async () => {
+      while (running) await one(agent);
+    })());
+  }
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      for (const agent of agents) agent.destroy();
+      return { sent, failed, errors: errors.slice(0, 5) };
+    },
+  };
+}
+
+for (const mode of ["tcp", "http"] as const) {
+  test(`20 structural reloads under load in ${mode} mode: no failed request, state equal after each`, async (t) => {
+    const w = await world(t, mode);
+    const traffic = load(w.url);
+    for (let i = 1; i <= 20; i++) {
+      // A Service port appears or goes away: structure.
+      if (i % 2 === 1) w.cluster.api.upsert("services", makeService("default", "extra", [{ port: await freePort() }]));
+      else w.cluster.api.remove("services", "default", "extra");
+      await waitFor(async () => (await reloadCount(w.haproxy.masterSocket)) === i, 10_000, `reload ${i}`);
+      await w.sidecar.reloader.idle();
+      await w.sidecar.engine.whenSynced();
+      const applied = w.sidecar.engine.applied(`default:web:${new URL(w.url).port}`)!;
+      const serving = [...applied.values()].filter((slot) => slot.state === "ready").map((slot) => slot.ip).sort();
+      assert.deepEqual(serving, w.pods.map((p) => p.ip).sort(), `runtime state after reload ${i}`);
+    }
+    await sleep(200);
+    const result = await traffic.stop();
+    assert.ok(result.sent > 200, `enough traffic (${result.sent})`);
+    assert.equal(result.failed, 0, `failed requests: ${JSON.stringify(result)}`);
+  });
+}
+
+test("a Service created after start is served after one reload; a deleted one stops being served", async (t) => {
+  const w = await world(t, "tcp");
+  const port = await freePort();
+  const before = await reloadCount(w.haproxy.masterSocket);
+  w.cluster.api.upsert("services", makeService("shop", "cart", [{ port }]));
+  w.cluster.api.upsert("endpointslices", makeSlice("shop", "cart", "cart-1", [{ ip: w.pods[0]!.ip }], [{ port: w.pods[0]!.port }]));
+  const url = `http://127.0.0.1:${port}/`;
+  await waitFor(async () => (await get(url).catch(() => "")) === w.pods[0]!.ip, 10_000, "the new Service served");
+  assert.equal(await reloadCount(w.haproxy.masterSocket), before + 1, "one reload");
+  w.cluster.api.remove("services", "shop", "cart");
+  await waitFor(async () => (await get(url, 500).then(() => false, () => true)), 10_000, "the deleted Service no longer served");
+});
+
+test("a configuration HAProxy refuses: the old one keeps serving, the error is reported, no reload loop", async (t) => {
+  const w = await world(t, "tcp");
+  const rejected: string[] = [];
+  w.sidecar.reloader.on("rejected", (output) => rejected.push(output));
+  const before = await reloadCount(w.haproxy.masterSocket);
+  // Kubernetes caps the affinity timeout at a day; a larger one (from a broken or hostile
+  // API) renders a stick-table expiry that HAProxy's own parser refuses.
+  w.cluster.api.upsert(
+    "services",
+    makeService("default", "sticky", [{ port: await freePort() }], (s) => {
+      s.spec!.sessionAffinity = "ClientIP";
+      s.spec!.sessionAffinityConfig = { clientIP: { timeoutSeconds: 2 ** 40 } };
+    }),
+  );
+  await waitFor(() => rejected.length === 1, 10_000, "the refusal reported");
+  assert.match(rejected[0]!, /expire|timeout|ALERT/i);
+  await sleep(500);
+  assert.equal(rejected.length, 1, "not retried while nothing changed");
+  assert.equal(await reloadCount(w.haproxy.masterSocket), before, "no reload");
+  assert.ok(w.pods.map((p) => p.ip).includes(await get(w.url)), "still serving");
+});
+
+test("a long-lived TCP connection opened before a reload keeps working after it", async (t) => {
+  const w = await world(t, "tcp");
+  const socket = connect({ host: "127.0.0.1", port: Number(new URL(w.url).port) });
+  t.after(() => socket.destroy());
+  await new Promise((resolve) => socket.once("connect", resolve));
+  socket.setEncoding("utf8");
+  const ask = (): Promise<string> =>
+    new Promise((resolve) => {
+      let text = "";
+      const onData = (chunk: string): void => {
+        text += chunk;
+        if (/\r\n\r\n[\s\S]*\n$/.test(text)) {
+          socket.off("data", onData);
+          resolve(text.split("\r\n\r\n")[1]!.trim());
+        }
+      };
+      socket.on("data", onData);
+      socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    });
+  const first = await ask();
+  const before = await reloadCount(w.haproxy.masterSocket);
+  w.cluster.api.upsert("services", makeService("default", "other", [{ port: await freePort() }]));
+  await waitFor(async () => (await reloadCount(w.haproxy.masterSocket)) === before + 1, 10_000, "a reload");
+  await sleep(200);
+  assert.equal(await ask(), first, "the same connection, the same pod, after the reload");
+});
