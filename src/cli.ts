@@ -8,6 +8,7 @@ import { createLogger } from "./log.ts";
 import { FLAGS, envName, redacted, resolveOptions, type Options, type RawFlags } from "./options.ts";
 import { renderFromCluster } from "./bootstrap.ts";
 import { startSidecar } from "./sidecar.ts";
+import { formatTable, readStatus } from "./status.ts";
 
 const flagArgs: ArgsDef = Object.fromEntries(
   Object.entries(FLAGS).map(([name, flag]) => [
@@ -76,9 +77,23 @@ const render = defineCommand({
     }),
 });
 
+const status = defineCommand({
+  meta: { name: "status", description: "Print HAProxy's slots per Service port from the runtime socket; exit 1 if unreachable" },
+  args: {
+    socket: flagArgs.socket!,
+    json: { type: "boolean", description: "JSON for scripts" },
+  },
+  run: ({ args }) =>
+    guarded(async () => {
+      const options = resolveOptions({ socket: typeof args.socket === "string" ? args.socket : undefined }, process.env);
+      const rows = await readStatus(options.socket);
+      process.stdout.write(args.json ? `${JSON.stringify(rows, null, 2)}\n` : formatTable(rows));
+    }),
+});
+
 export const main = defineCommand({
   meta: { name: "kube-haproxy", version: "0.1.0", description: "A kube-proxy replacement with HAProxy as the data plane, never reloaded for endpoint changes" },
-  subCommands: { run, render },
+  subCommands: { run, render, status },
   default: "run",
 });
 

@@ -11,7 +11,8 @@ import { bootstrapConfig, makeClusterWatch, translateOptions } from "./bootstrap
 import { RuntimeClient } from "./haproxy/runtime-client.ts";
 import type { ClusterWatch } from "./kube/watch.ts";
 import { createMetrics, type Metrics } from "./metrics/metrics.ts";
-import { SyncEngine } from "./sync/engine.ts";
+import { startStatusServer, type HealthStatus, type StatusServer } from "./metrics/server.ts";
+import { SyncEngine, type BackendStatus } from "./sync/engine.ts";
 import { Reloader } from "./sync/reloader.ts";
 
 export interface Sidecar {
@@ -23,8 +24,13 @@ export interface Sidecar {
   readonly metrics: Metrics;
   /** Resolves once both initial lists arrived and were handed to the engine. */
   readonly started: Promise<void>;
+  /** The metrics and health server, once listening (undefined when both addresses are empty). */
+  readonly statusServer: Promise<StatusServer | undefined>;
   stop(): Promise<void>;
 }
+
+/** /healthz fails when a change has waited this long to reach HAProxy (or the socket is down). */
+export const MAX_PENDING_MS = 30_000;
 
 export interface SidecarDeps {
   readonly log: Logger;
@@ -62,6 +68,26 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
   engine.on("missing", (backend) => reloader.request(`${backend} is not in HAProxy's configuration`));
   engine.on("overflow", (backend) => reloader.request(`${backend} needs more slots than its template has`, true));
 
+  const health = (): HealthStatus => {
+    const { connected, pendingMs, lastSynced } = engine.health();
+    if (!connected) return { healthy: false, lastUpdated: lastSynced, reason: `runtime API ${options.socket} not connected` };
+    if (pendingMs > MAX_PENDING_MS) return { healthy: false, lastUpdated: lastSynced, reason: `a change has waited ${Math.round(pendingMs / 1000)} s` };
+    return { healthy: true, lastUpdated: lastSynced };
+  };
+  const healthAddress = options.healthzBindAddress || options.metricsBindAddress;
+  const statusServer = healthAddress
+    ? startStatusServer({ metricsAddress: options.metricsBindAddress, healthAddress, render: () => metrics.render(), health }).then(
+        (server) => {
+          log.info(`health on ${server.healthUrl}${server.metricsUrl ? `, metrics on ${server.metricsUrl}` : ""}`);
+          return server;
+        },
+        (error: Error) => {
+          log.error(`cannot serve metrics/health: ${error.message}`);
+          return undefined;
+        },
+      )
+    : Promise.resolve(undefined);
+
   log.info(`waiting for HAProxy's runtime API at ${options.socket}`);
   engine.start();
   const started = (async () => {
@@ -79,8 +105,10 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
     watch,
     metrics,
     started,
+    statusServer,
     reloader,
     async stop() {
+      await (await statusServer)?.close();
       await reloader.stop();
       await watch.stop();
       await engine.stop();
@@ -115,16 +143,20 @@ function observe(parts: {
     metrics.runtimeCommands.inc({ result: "ok" }, report.commands - report.failed);
     if (report.failed > 0) metrics.runtimeCommands.inc({ result: "error" }, report.failed);
     else metrics.lastSyncTimestamp.set(Date.now() / 1000);
+    // After a full sync the set of backends may have changed: rebuild the per-backend gauges.
     if (report.full) {
       metrics.slots.reset();
-      for (const backend of engine.status()) {
-        metrics.slots.set({ backend: backend.name, state: "used" }, backend.used);
-        metrics.slots.set({ backend: backend.name, state: "free" }, backend.slots - backend.used);
-      }
+      for (const backend of engine.status()) setSlotGauges(backend);
     }
   });
-  engine.on("applied", (_backend, triggerTime, at) => {
+  const setSlotGauges = (status: BackendStatus): void => {
+    metrics.slots.set({ backend: status.name, state: "used" }, status.used);
+    metrics.slots.set({ backend: status.name, state: "free" }, Math.max(0, status.slots - status.used));
+    metrics.slots.set({ backend: status.name, state: "dynamic" }, status.dynamic);
+  };
+  engine.on("applied", (backend, triggerTime, at) => {
     if (triggerTime !== undefined) metrics.networkProgrammingDuration.observe(Math.max(0, at - triggerTime) / 1000);
+    setSlotGauges(engine.statusOf(backend));
   });
   engine.on("overflow", (backend, keys) => {
     log.warn(`${backend}: ${keys.length} endpoints found no free slot (${keys.slice(0, 3).join(", ")}${keys.length > 3 ? ", …" : ""}); its algorithm takes no dynamic servers, so a reload will grow the template`);

@@ -114,6 +114,9 @@ export class SyncEngine extends EventEmitter<Events> {
   #periodic: NodeJS.Timeout | undefined;
   #waiters: (() => void)[] = [];
   #running = false;
+  // When the oldest change not yet applied arrived (performance.now()); undefined when synced.
+  #pendingSince: number | undefined;
+  #lastSynced: Date | undefined;
 
   constructor(options: EngineOptions) {
     super();
@@ -154,6 +157,7 @@ export class SyncEngine extends EventEmitter<Events> {
   setBackend(backend: Backend): void {
     this.#desired.set(backend.name, backend);
     this.#dirty.add(backend.name);
+    this.#pendingSince ??= performance.now();
     this.#schedule(0);
   }
 
@@ -161,6 +165,7 @@ export class SyncEngine extends EventEmitter<Events> {
   deleteBackend(name: string): void {
     if (!this.#desired.delete(name)) return;
     this.#dirty.add(name);
+    this.#pendingSince ??= performance.now();
     this.#schedule(0);
   }
 
@@ -180,19 +185,29 @@ export class SyncEngine extends EventEmitter<Events> {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
+  /** For /healthz: connected, how long the oldest unapplied change has waited, last full success. */
+  health(): { readonly connected: boolean; readonly pendingMs: number; readonly lastSynced: Date | undefined } {
+    const pendingMs = this.#pendingSince === undefined ? 0 : performance.now() - this.#pendingSince;
+    return { connected: this.#client.connected, pendingMs, lastSynced: this.#lastSynced };
+  }
+
   /** True when nothing is waiting to be applied. */
   get synced(): boolean {
     return this.#isClean();
   }
 
   status(): BackendStatus[] {
-    return [...this.#slots.keys()].sort().map((name) => ({
+    return [...this.#slots.keys()].sort().map((name) => this.statusOf(name));
+  }
+
+  statusOf(name: string): BackendStatus {
+    return {
       name,
       slots: this.#slots.get(name)?.length ?? 0,
       dynamic: this.#dynamic.get(name)?.size ?? 0,
       used: this.#assignment.get(name)?.size ?? 0,
       overflow: this.#overflow.get(name) ?? 0,
-    }));
+    };
   }
 
   /** What HAProxy has, per backend and slot, as last confirmed (for reloads and tests). */
@@ -233,7 +248,11 @@ export class SyncEngine extends EventEmitter<Events> {
         this.#needFullSync = true;
         this.#retryLater();
       }
-      if (this.#isClean(0)) for (const resolve of this.#waiters.splice(0)) resolve();
+      if (this.#isClean(0)) {
+        this.#pendingSince = undefined;
+        this.#lastSynced = new Date(this.#now());
+        for (const resolve of this.#waiters.splice(0)) resolve();
+      }
     });
   }
 
