@@ -9,6 +9,7 @@ import { FLAGS, envName, redacted, resolveOptions, type Options, type RawFlags }
 import { renderFromCluster } from "./bootstrap.ts";
 import { startSidecar } from "./sidecar.ts";
 import { formatTable, readStatus } from "./status.ts";
+import { runDemo } from "./demo.ts";
 
 const flagArgs: ArgsDef = Object.fromEntries(
   Object.entries(FLAGS).map(([name, flag]) => [
@@ -91,9 +92,21 @@ const status = defineCommand({
     }),
 });
 
+const demo = defineCommand({
+  meta: { name: "demo", description: "A simulated cluster, a real HAProxy and the real sync path, shown live; Ctrl-C stops it" },
+  args: {},
+  run: () =>
+    guarded(async () => {
+      const abort = new AbortController();
+      for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => abort.abort());
+      const summary = await runDemo({ stdout: process.stdout, signal: abort.signal });
+      process.stdout.write(`\n${summary.changes} changes applied (p50 ${summary.p50Ms} ms, p99 ${summary.p99Ms} ms), ${summary.reloads} reloads, ${summary.requests} requests, ${summary.failedRequests} failed\n`);
+    }),
+});
+
 export const main = defineCommand({
   meta: { name: "kube-haproxy", version: "0.1.0", description: "A kube-proxy replacement with HAProxy as the data plane, never reloaded for endpoint changes" },
-  subCommands: { run, render, status },
+  subCommands: { run, render, status, demo },
   default: "run",
 });
 

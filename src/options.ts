@@ -46,7 +46,7 @@ interface Flag {
 export const FLAGS = {
   kubeconfig: { description: "Path to a kubeconfig; default: in-cluster, then $KUBECONFIG or ~/.kube/config" },
   namespace: { description: "Watch only this namespace (default: all)" },
-  "proxy-mode": { description: "onlyfetch | local | mesh", default: "onlyfetch" },
+  "proxy-mode": { description: "onlyfetch (built), local or mesh (not yet: refused at start)", default: "onlyfetch" },
   socket: { description: "HAProxy runtime API: a Unix socket path or host:port", default: "/var/run/haproxy/runtime.sock", alias: "backend-addr" },
   "master-socket": { description: "HAProxy master CLI socket (reloads for structural changes)", default: "/var/run/haproxy/master.sock" },
   config: { description: "The haproxy.cfg that `render` writes and reloads use", default: "/var/run/haproxy/haproxy.cfg" },
@@ -67,8 +67,8 @@ export const FLAGS = {
   "metrics-bind-address": { description: "Prometheus metrics (host:port, empty: off)", default: "127.0.0.1:10266" },
   "healthz-bind-address": { description: "/healthz and /livez (host:port, empty: off)", default: "0.0.0.0:10267" },
   "haproxy-binary": { description: "haproxy executable used to check a configuration before a reload", default: "haproxy" },
-  "log-level": { description: "error | warn | info | debug", default: "info" },
-  "log-format": { description: "text | json", default: "text" },
+  "log-level": { description: "error, warn, info or debug", default: "info" },
+  "log-format": { description: "text or json", default: "text" },
 } as const satisfies Record<string, Flag>;
 
 export type FlagName = keyof typeof FLAGS;

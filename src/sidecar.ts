@@ -74,9 +74,16 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
     if (pendingMs > MAX_PENDING_MS) return { healthy: false, lastUpdated: lastSynced, reason: `a change has waited ${Math.round(pendingMs / 1000)} s` };
     return { healthy: true, lastUpdated: lastSynced };
   };
+  // Liveness is about this process only: HAProxy being down is not cured by restarting us,
+  // but an engine that stopped applying changes while connected is.
+  const live = (): HealthStatus => {
+    const { connected, pendingMs, lastSynced } = engine.health();
+    if (connected && pendingMs > MAX_PENDING_MS) return { healthy: false, lastUpdated: lastSynced, reason: `a change has waited ${Math.round(pendingMs / 1000)} s while connected` };
+    return { healthy: true, lastUpdated: lastSynced };
+  };
   const healthAddress = options.healthzBindAddress || options.metricsBindAddress;
   const statusServer = healthAddress
-    ? startStatusServer({ metricsAddress: options.metricsBindAddress, healthAddress, render: () => metrics.render(), health }).then(
+    ? startStatusServer({ metricsAddress: options.metricsBindAddress, healthAddress, render: () => metrics.render(), health, live }).then(
         (server) => {
           log.info(`health on ${server.healthUrl}${server.metricsUrl ? `, metrics on ${server.metricsUrl}` : ""}`);
           return server;

@@ -159,3 +159,19 @@ test("parseShowProc reads master and workers", () => {
     { pid: 3275, role: "worker", reloads: 0 },
   ]);
 });
+
+test("ReplyDecoder: a 12 MB reply in 700 chunks comes out whole", () => {
+  const line = "3 default:web:80 1 s1 127.0.0.1 2 4 1 1 0 1 0 0 8 0 0 0 - 8080 - 0 0 - - 0\n";
+  const body = line.repeat(160_000);
+  const stream = `${body}\n> `;
+  const size = Math.ceil(stream.length / 700);
+  const decoder = new ReplyDecoder();
+  const bodies: string[] = [];
+  for (let i = 0; i < stream.length; i += size) {
+    bodies.push(...decoder.push(stream.slice(i, i + size)));
+    if (bodies.length === 0) assert.equal(decoder.buffered, Math.min(i + size, stream.length));
+  }
+  assert.equal(bodies.length, 1);
+  assert.equal(bodies[0], body.slice(0, -1));
+  assert.equal(decoder.buffered, 0);
+});

@@ -2,14 +2,30 @@
 // changes ever reload; endpoint churn goes through the runtime API.
 
 import { connect } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { KubeHaproxyError } from "../errors.ts";
 
 /**
  * Sends one command to the master CLI and returns its whole answer. The master answers and
- * closes only after the client half-closes its side, hence `end(command)`.
+ * closes only after the client half-closes its side, hence `end(command)`. While the master
+ * re-executes (a reload) its socket refuses connections for a moment: a refused connection
+ * delivered nothing, so it is retried until `timeoutMs`.
  */
-export function masterCommand(path: string, command: string, timeoutMs = 5_000): Promise<string> {
+export async function masterCommand(path: string, command: string, timeoutMs = 5_000): Promise<string> {
   if (/[\n\r;]/.test(command)) throw new KubeHaproxyError("E_INVALID_IDENTIFIER", `bad master command: ${JSON.stringify(command)}`);
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await masterOnce(path, command, timeoutMs);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if ((code !== "ECONNREFUSED" && code !== "ENOENT" && code !== "EAGAIN") || performance.now() > deadline) throw error;
+      await sleep(25);
+    }
+  }
+}
+
+function masterOnce(path: string, command: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect({ path });
     let out = "";

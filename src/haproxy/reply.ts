@@ -9,37 +9,50 @@ import type { RuntimeCommand } from "./commands.ts";
 
 const PROMPT = "\n> ";
 
-/** Splits the byte stream into reply bodies. Feed it chunks; it returns complete bodies. */
+/**
+ * Splits the byte stream into reply bodies. Feed it chunks; it returns complete bodies.
+ * A large reply (`show servers state` of 100,000 servers is ~12 MB in ~700 chunks) is kept as a
+ * list of chunks and joined once when its prompt arrives: appending to one string and searching
+ * it again on every chunk would cost the square of its size.
+ */
 export class ReplyDecoder {
-  // Text received but not yet part of a complete reply. Invariant: contains no PROMPT before
-  // #scanFrom - 2 (we never rescan text already searched).
-  #pending = "";
-  #scanFrom = 0;
+  // Text received that is not yet part of a complete reply, in pieces.
+  #chunks: string[] = [];
+  #buffered = 0;
+  // The last PROMPT.length - 1 characters of that text: a prompt may straddle two chunks.
+  #tail = "";
 
   push(chunk: string): string[] {
-    this.#pending += chunk;
+    if (!(this.#tail + chunk).includes(PROMPT)) {
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+      this.#tail = (this.#tail + chunk).slice(-(PROMPT.length - 1));
+      return [];
+    }
+    this.#chunks.push(chunk);
+    const text = this.#chunks.join("");
     const bodies: string[] = [];
     let start = 0;
-    let at = this.#pending.indexOf(PROMPT, Math.max(this.#scanFrom, 0));
-    while (at !== -1) {
-      bodies.push(stripNewlines(this.#pending.slice(start, at)));
+    for (let at = text.indexOf(PROMPT); at !== -1; at = text.indexOf(PROMPT, start)) {
+      bodies.push(stripNewlines(text.slice(start, at)));
       start = at + PROMPT.length;
-      at = this.#pending.indexOf(PROMPT, start);
     }
-    if (start > 0) this.#pending = this.#pending.slice(start);
-    // The prompt may straddle two chunks: rescan the last two characters next time.
-    this.#scanFrom = this.#pending.length - (PROMPT.length - 1);
+    const rest = text.slice(start);
+    this.#chunks = rest === "" ? [] : [rest];
+    this.#buffered = rest.length;
+    this.#tail = rest.slice(-(PROMPT.length - 1));
     return bodies;
   }
 
-  /** Bytes received that do not form a complete reply yet. */
+  /** Characters received that do not form a complete reply yet. */
   get buffered(): number {
-    return this.#pending.length;
+    return this.#buffered;
   }
 
   reset(): void {
-    this.#pending = "";
-    this.#scanFrom = 0;
+    this.#chunks = [];
+    this.#buffered = 0;
+    this.#tail = "";
   }
 }
 

@@ -22,6 +22,8 @@ export interface StatusServerOptions {
   readonly healthAddress: string;
   readonly render: () => string;
   readonly health: () => HealthStatus;
+  /** For GET /livez: is this process itself working? @default health */
+  readonly live?: () => HealthStatus;
   /** @default () => new Date() */
   readonly now?: () => Date;
 }
@@ -64,7 +66,8 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
 
   const metricsRoutes = new Map<string, Route>([["/metrics", (req, res) => serveMetrics(req, res, options.render)]]);
   const healthRoute: Route = (req, res) => serveHealth(req, res, options.health, now);
-  const healthRoutes = new Map<string, Route>([["/healthz", healthRoute], ["/livez", healthRoute]]);
+  const liveRoute: Route = (req, res) => serveHealth(req, res, options.live ?? options.health, now);
+  const healthRoutes = new Map<string, Route>([["/healthz", healthRoute], ["/livez", liveRoute]]);
 
   const servers: Server[] = [];
   const close = () => Promise.all(servers.map(closeServer)).then(() => undefined);

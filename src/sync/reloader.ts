@@ -77,10 +77,17 @@ export class Reloader extends EventEmitter<Events> {
     const wait = Math.max(0, this.#lastReload + this.#minPeriodMs - performance.now());
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.#running = this.#round().finally(() => {
-        this.#running = undefined;
-        if (this.#reasons.length > 0) this.request(this.#reasons.pop()!);
-      });
+      this.#running = this.#round()
+        .catch((error: unknown) => {
+          // A file that cannot be written, a master that is gone: log, count, wait for the next request.
+          this.#options.log.error(`reload round failed: ${(error as Error).message}`);
+          this.#force = true;
+          this.emit("failed", (error as Error).message);
+        })
+        .finally(() => {
+          this.#running = undefined;
+          if (this.#reasons.length > 0) this.request(this.#reasons.pop()!);
+        });
     }, wait);
   }
 

