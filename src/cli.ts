@@ -3,7 +3,7 @@
 // options.ts; this file only maps them to citty, builds the logger, and handles signals.
 
 import { defineCommand, runMain, type ArgsDef } from "citty";
-import { isKubeHaproxyError } from "./errors.ts";
+import { KubeHaproxyError, isKubeHaproxyError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { FLAGS, envName, redacted, resolveOptions, type Options, type RawFlags } from "./options.ts";
 import { renderFromCluster } from "./bootstrap.ts";
@@ -42,6 +42,17 @@ async function guarded(body: () => Promise<void>): Promise<void> {
   }
 }
 
+/** Options and logger for `run` and `render`; refuses the modes that are not built yet. */
+function setup(args: Record<string, unknown>): { options: Options; log: ReturnType<typeof createLogger> } {
+  const options = optionsFrom(args);
+  if (options.proxyMode !== "onlyfetch") {
+    throw new KubeHaproxyError("E_BAD_OPTION", `--proxy-mode: ${options.proxyMode} is not available yet; use onlyfetch`);
+  }
+  const log = createLogger({ level: options.logLevel, format: options.logFormat });
+  log.debug("options", redacted(options));
+  return { options, log };
+}
+
 function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => resolve(signal));
@@ -53,12 +64,7 @@ const run = defineCommand({
   args: flagArgs,
   run: ({ args }) =>
     guarded(async () => {
-      const options = optionsFrom(args);
-      const log = createLogger({ level: options.logLevel, format: options.logFormat });
-      if (options.proxyMode !== "onlyfetch") {
-        throw new Error(`--proxy-mode ${options.proxyMode} is not available yet; use onlyfetch`);
-      }
-      log.debug("options", redacted(options));
+      const { options, log } = setup(args);
       const sidecar = startSidecar(options, { log, env: process.env });
       const signal = await untilSignal();
       log.info(`${signal}: stopping`);
@@ -71,9 +77,7 @@ const render = defineCommand({
   args: flagArgs,
   run: ({ args }) =>
     guarded(async () => {
-      const options = optionsFrom(args);
-      const log = createLogger({ level: options.logLevel, format: options.logFormat });
-      if (options.proxyMode !== "onlyfetch") throw new Error(`--proxy-mode ${options.proxyMode} is not available yet; use onlyfetch`);
+      const { options, log } = setup(args);
       await renderFromCluster(options, log, process.env);
     }),
 });

@@ -197,8 +197,11 @@ test("bad flags exit non-zero with one line naming the flag", async () => {
     assert.equal(output.trim().split("\n").length, 1, output);
     assert.ok(output.includes(flag), output);
   }
-  const modes = await cli(["run", "--proxy-mode=mesh", "--kubeconfig=/nonexistent"]);
-  assert.notEqual(modes.code, 0);
+  for (const mode of ["local", "mesh"]) {
+    const refused = await cli(["run", `--proxy-mode=${mode}`]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.output.trim(), new RegExp(`^kube-haproxy: --proxy-mode: ${mode} is not available yet; use onlyfetch$`));
+  }
 });
 
 test("--passwd is never printed", async (t) => {
