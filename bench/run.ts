@@ -14,10 +14,14 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { engineScenario } from "./engine.ts";
+import { latencyScenario } from "./latency.ts";
+import { churnScenario } from "./churn.ts";
+import { controllerCostScenario } from "./controller-cost.ts";
+import { reloadVsRuntimeScenario } from "./reload-vs-runtime.ts";
 import { markdownSection, type Scenario, type ScenarioResult } from "./lib/report.ts";
 import { formatMs } from "./lib/stats.ts";
 
-const SCENARIOS: readonly Scenario[] = [engineScenario];
+const SCENARIOS: readonly Scenario[] = [engineScenario, latencyScenario, reloadVsRuntimeScenario, churnScenario, controllerCostScenario];
 
 const here = dirname(fileURLToPath(import.meta.url));
 
