@@ -57,7 +57,11 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
     minReloadPeriodMs: options.minReloadPeriodMs,
     log,
     render: () => bootstrapConfig(proxier.backends(), options),
-    afterReload: () => client.reconnect(),
+    // The runtime socket now belongs to the new worker: reconnect, and repair from its state.
+    afterReload: () => {
+      client.reconnect();
+      engine.requestFullSync();
+    },
   });
   observe({ client, engine, proxier, watch, reloader, metrics, log });
 

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { reloadCount } from "../src/haproxy/master.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
-import { freePort, get } from "../src/sim/pods.ts";
+import { freePort, get, startPods } from "../src/sim/pods.ts";
 import { waitFor } from "./helpers.ts";
 import { world } from "./world.ts";
 
@@ -142,4 +142,26 @@ test("a long-lived TCP connection opened before a reload keeps working after it"
   await waitFor(async () => (await reloadCount(w.haproxy.masterSocket)) === before + 1, 10_000, "a reload");
   await sleep(200);
   assert.equal(await ask(), first, "the same connection, the same pod, after the reload");
+});
+
+test("slots exhausted on an algorithm without dynamic servers: one reload grows the template", async (t) => {
+  const w = await world(t, "tcp");
+  const port = new URL(w.url).port;
+  // static-rr takes no dynamic servers (a structural change itself: one reload).
+  w.cluster.api.upsert("services", makeService("default", "web", [{ port: Number(port) }], (s) => (s.metadata!.annotations!["kube-haproxy.io/algorithm"] = "static-rr")));
+  await waitFor(async () => (await reloadCount(w.haproxy.masterSocket)) === 1, 10_000, "the algorithm reload");
+  await w.sidecar.reloader.idle();
+  const more = await startPods(4, { base: 220, port: w.pods[0]!.port });
+  t.after(async () => void (await Promise.all(more.map((pod) => pod.stop()))));
+  const all = [...w.pods, ...more];
+  // 7 endpoints, 4 template slots: overflow, then a reload that renders enough slots.
+  w.cluster.api.upsert("endpointslices", makeSlice("default", "web", "web-1", all.map((p) => ({ ip: p.ip })), [{ port: w.pods[0]!.port }]));
+  await waitFor(async () => (await reloadCount(w.haproxy.masterSocket)) === 2, 10_000, "the growth reload");
+  await w.sidecar.reloader.idle();
+  await w.sidecar.engine.whenSynced();
+  const status = w.sidecar.engine.statusOf(`default:web:${port}`);
+  assert.ok(status.slots >= 7 && status.dynamic === 0 && status.overflow === 0, JSON.stringify(status));
+  const seen = new Set<string>();
+  for (let i = 0; i < 7 * 3; i++) seen.add(await get(w.url));
+  assert.equal(seen.size, 7, "static-rr serves all seven");
 });
