@@ -13,7 +13,7 @@ import { EventEmitter } from "node:events";
 import PQueue from "p-queue";
 import { addServer, checkAddress, checkPort, delServer, setServerAddr, setServerState, showServersState, type RuntimeCommand } from "../haproxy/commands.ts";
 import { parseSlotName, slotName } from "../haproxy/names.ts";
-import type { RuntimeClient } from "../haproxy/runtime-client.ts";
+import type { CommandResult, RuntimeClient } from "../haproxy/runtime-client.ts";
 import { parseServersState, stateOf } from "../haproxy/servers-state.ts";
 import type { Logger } from "../log.ts";
 import { endpointKey, type Backend, type Endpoint } from "../model.ts";
@@ -78,6 +78,18 @@ interface Pending {
   readonly backend: string;
   readonly change: SlotChange;
 }
+
+/** What a flush's replies amounted to. */
+interface Outcome {
+  commands: number;
+  failed: number;
+  firstError: string | undefined;
+  deletesLeft: boolean;
+  readonly failedBackends: Set<string>;
+}
+
+/** Commands planned before the first write of a large flush (see #flush). */
+const WRITE_CHUNK = 1024;
 
 export class SyncEngine extends EventEmitter<Events> {
   readonly #client: RuntimeClient;
@@ -264,33 +276,30 @@ export class SyncEngine extends EventEmitter<Events> {
 
     const names = [...this.#dirty];
     this.#dirty.clear();
-    const pending: Pending[] = [];
-    const commands: RuntimeCommand[] = [];
-    for (const name of names) this.#planInto(name, pending, commands);
-
-    const results = await this.#client.executeAll(commands);
-    const failedBackends = new Set<string>();
-    let failed = 0;
-    let deletesLeft = false;
-    results.forEach((result, i) => {
-      const { backend, change } = pending[i]!;
-      if (result.ok) {
-        this.#record(backend, change);
-      } else if (change.kind === "del") {
-        // Still has connections: not drift, just not yet. Try again later.
-        deletesLeft = true;
-        this.#dirty.add(backend);
-      } else {
-        if (change.kind === "add" && /dynamic load balancing/.test(result.error.reply ?? "")) this.#noDynamic.add(backend);
-        failed++;
-        failedBackends.add(backend);
-        this.emit("failed", commands[i]!.line, result.error.message);
-      }
-    });
+    // Write while planning: every WRITE_CHUNK commands go out at once, so HAProxy works on
+    // the first ones while the rest are planned. Replies still come back in order on one FIFO,
+    // and a backend is planned whole into one chunk, so nothing depends on a reply not yet in.
+    const outcome: Outcome = { commands: 0, failed: 0, firstError: undefined, deletesLeft: false, failedBackends: new Set() };
+    const sent: Promise<void>[] = [];
+    let pending: Pending[] = [];
+    let commands: RuntimeCommand[] = [];
+    const send = (): void => {
+      if (commands.length === 0) return;
+      const [batch, lines] = [pending, commands];
+      [pending, commands] = [[], []];
+      outcome.commands += lines.length;
+      sent.push(this.#client.executeAll(lines).then((results) => this.#collect(batch, lines, results, outcome)));
+    };
+    for (const name of names) {
+      this.#planInto(name, pending, commands);
+      if (commands.length >= WRITE_CHUNK) send();
+    }
+    send();
+    await Promise.all(sent);
+    const { failed, deletesLeft, failedBackends } = outcome;
     if (deletesLeft && failed === 0) this.#schedule(this.#deleteRetryMs);
     if (failed > 0) {
-      const first = results.find((result) => !result.ok);
-      this.#log.warn(`${failed} of ${commands.length} runtime commands failed (first: ${first && !first.ok ? first.error.message : ""}); full sync follows`);
+      this.#log.warn(`${failed} of ${outcome.commands} runtime commands failed (first: ${outcome.firstError}); full sync follows`);
       this.#needFullSync = true;
       this.#retryLater();
     } else {
@@ -300,7 +309,27 @@ export class SyncEngine extends EventEmitter<Events> {
     for (const name of names) {
       if (!failedBackends.has(name) && this.#slots.has(name)) this.emit("applied", name, this.#desired.get(name)?.triggerTime, at);
     }
-    this.emit("synced", { full, backends: names.length, commands: commands.length, failed, durationMs: performance.now() - started });
+    this.emit("synced", { full, backends: names.length, commands: outcome.commands, failed, durationMs: performance.now() - started });
+  }
+
+  /** Takes in one chunk's replies: the applied picture from successes, the rest into `outcome`. */
+  #collect(pending: readonly Pending[], commands: readonly RuntimeCommand[], results: readonly CommandResult[], outcome: Outcome): void {
+    results.forEach((result, i) => {
+      const { backend, change } = pending[i]!;
+      if (result.ok) {
+        this.#record(backend, change);
+      } else if (change.kind === "del") {
+        // Still has connections: not drift, just not yet. Try again later.
+        outcome.deletesLeft = true;
+        this.#dirty.add(backend);
+      } else {
+        if (change.kind === "add" && /dynamic load balancing/.test(result.error.reply ?? "")) this.#noDynamic.add(backend);
+        outcome.failed++;
+        outcome.firstError ??= result.error.message;
+        outcome.failedBackends.add(backend);
+        this.emit("failed", commands[i]!.line, result.error.message);
+      }
+    });
   }
 
   /** Records a change HAProxy confirmed in the applied picture. */
