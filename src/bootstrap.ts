@@ -19,6 +19,7 @@ export function translateOptions(options: Options): TranslateOptions {
     algorithm: options.algorithm,
     minSlots: options.slots,
     serviceProxyName: options.serviceProxyName,
+    reservedPorts: options.reservedPorts,
   };
 }
 

@@ -28,6 +28,7 @@ export interface Options {
   readonly kubeApiBurst: number;
   readonly kubeApiContentType: string;
   readonly serviceProxyName: string | undefined;
+  readonly reservedPorts: ReadonlySet<number>;
   readonly watchStallTimeoutMs: number;
   readonly metricsBindAddress: string;
   readonly healthzBindAddress: string;
@@ -63,6 +64,10 @@ export const FLAGS = {
   "kube-api-burst": { description: "Burst of requests to the API server", default: "10" },
   "kube-api-content-type": { description: "Content type for the API server (only application/json)", default: "application/json" },
   "service-proxy-name": { description: "Also serve Services labelled service.kubernetes.io/service-proxy-name=<this>" },
+  "reserved-ports": {
+    description: "Ports no Service frontend may bind (ranges a-b), besides kube-haproxy's own",
+    default: "22,2379-2380,6443,10248-10260",
+  },
   "watch-stall-timeout": { description: "Restart a watch that saw nothing (not even a reconnect) for this long", default: "5m" },
   "metrics-bind-address": { description: "Prometheus metrics (host:port, empty: off)", default: "127.0.0.1:10266" },
   "healthz-bind-address": { description: "/healthz and /livez (host:port, empty: off)", default: "0.0.0.0:10267" },
@@ -144,6 +149,19 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}): Op
   const qps = Number(text("kube-api-qps"));
   if (!(qps > 0)) throw bad("kube-api-qps", `must be a positive number, not ${JSON.stringify(text("kube-api-qps"))}`);
 
+  const reservedPorts = new Set<number>();
+  for (const part of text("reserved-ports").split(",").filter(Boolean)) {
+    const range = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part.trim());
+    const [from, to] = [Number(range?.[1]), Number(range?.[2] ?? range?.[1])];
+    if (!range || from < 1 || to > 65535 || from > to) throw bad("reserved-ports", `must be ports and ranges like 22,10248-10260, not ${JSON.stringify(part)}`);
+    for (let port = from; port <= to; port++) reservedPorts.add(port);
+  }
+  // Our own listeners share the node's network with every frontend.
+  for (const flag of ["stats-bind-address", "metrics-bind-address", "healthz-bind-address"] as const) {
+    const port = Number(/:(\d+)$/.exec(text(flag))?.[1] ?? 0);
+    if (port > 0) reservedPorts.add(port);
+  }
+
   return {
     kubeconfig: get("kubeconfig") || undefined,
     namespace: get("namespace") || undefined,
@@ -164,6 +182,7 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}): Op
     kubeApiBurst: integer("kube-api-burst", 1, 10_000),
     kubeApiContentType: contentType,
     serviceProxyName: get("service-proxy-name") || undefined,
+    reservedPorts,
     watchStallTimeoutMs: duration("watch-stall-timeout"),
     metricsBindAddress: hostPort("metrics-bind-address"),
     healthzBindAddress: hostPort("healthz-bind-address"),

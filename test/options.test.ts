@@ -49,6 +49,15 @@ test("bad values name their flag", () => {
   }
 });
 
+test("reserved ports: the defaults, ranges, and our own listeners", () => {
+  const defaults = resolveOptions({}).reservedPorts;
+  for (const port of [22, 2379, 2380, 6443, 10250, 10256, 8404, 10266, 10267]) assert.ok(defaults.has(port), String(port));
+  assert.ok(!defaults.has(80) && !defaults.has(443));
+  const custom = resolveOptions({ "reserved-ports": "1-3,7", "stats-bind-address": "", "metrics-bind-address": "127.0.0.1:9100" }).reservedPorts;
+  assert.deepEqual([...custom].sort((a, b) => a - b), [1, 2, 3, 7, 9100, 10267]);
+  for (const bad of ["x", "3-1", "0", "70000", "1-"]) assert.throws(() => resolveOptions({ "reserved-ports": bad }), /--reserved-ports/);
+});
+
 test("the password never appears in what is logged", () => {
   const options = resolveOptions({ user: "admin", passwd: "hunter2" });
   assert.equal(options.passwd, "hunter2");

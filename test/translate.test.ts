@@ -469,3 +469,13 @@ describe("resolvePortConflicts", () => {
     assert.deepEqual(skipped.map((s) => s.service), ["zeta/old"]);
   });
 });
+
+test("a port reserved on the node is skipped, the Service's other ports kept", () => {
+  const svc = makeService("default", "web", (s) => {
+    s.spec!.ports = [{ name: "ssh", port: 22 }, { name: "http", port: 8080 }];
+  });
+  const result = translateService(svc, [], { ...OPTIONS, reservedPorts: new Set([22]) });
+  assert.deepEqual(result.backends.map((b) => b.name), ["default:web:http"]);
+  assert.deepEqual(result.skipped.map((s) => [s.port, s.reason]), [["ssh", "reserved-port"]]);
+  assert.match(result.skipped[0]!.message, /reserved on the node/);
+});

@@ -22,11 +22,16 @@ export interface TranslateOptions {
   readonly minSlots: number;
   /** --service-proxy-name: Services labelled with exactly this name are ours. */
   readonly serviceProxyName?: string;
+  /**
+   * Ports a frontend may not bind: the node's own services (sshd, kubelet, etcd…) and ours.
+   * In onlyfetch one Service on such a port would keep HAProxy from starting on every node.
+   */
+  readonly reservedPorts?: ReadonlySet<number>;
 }
 
 export type SkipReason =
   | "headless" | "external-name" | "no-ports" | "udp" | "sctp" | "invalid-object" | "proxy-name"
-  | "cluster-service" | "port-conflict" | "invalid-endpoint" | "bad-annotation";
+  | "cluster-service" | "port-conflict" | "invalid-endpoint" | "bad-annotation" | "reserved-port";
 
 export interface Skip {
   /** namespace/name */
@@ -147,7 +152,7 @@ export function translateService(
   const backends: Backend[] = [];
   for (const port of service.spec?.ports ?? []) {
     const portId = port.name || String(port.port);
-    const problem = portProblem(port, key);
+    const problem = portProblem(port, key, options.reservedPorts);
     if (problem) {
       skipped.push({ service: key, port: portId, ...problem });
       continue;
@@ -265,7 +270,7 @@ function wholeServiceSkip(service: V1Service, key: string, options: TranslateOpt
   return undefined;
 }
 
-function portProblem(port: V1ServicePort, key: string): Problem | undefined {
+function portProblem(port: V1ServicePort, key: string, reserved: ReadonlySet<number> = new Set()): Problem | undefined {
   const portId = port.name || String(port.port);
   const invalid = (what: string): Problem => ({ reason: "invalid-object", message: `Service ${key}: port ${what}.` });
   if (port.name && !isLabel(RFC1123_LABEL, port.name)) return invalid(`name ${JSON.stringify(port.name)} is not a DNS label`);
@@ -278,7 +283,12 @@ function portProblem(port: V1ServicePort, key: string): Problem | undefined {
     const message = `Service ${key}: port ${portId} is ${protocol}, which HAProxy cannot proxy.`;
     return { reason: protocol === "UDP" ? "udp" : "sctp", message };
   }
-  return protocol === "TCP" ? undefined : invalid(`${portId} has unknown protocol ${JSON.stringify(protocol)}`);
+  if (protocol !== "TCP") return invalid(`${portId} has unknown protocol ${JSON.stringify(protocol)}`);
+  if (reserved.has(port.port)) {
+    const message = `Service ${key}: port ${portId} (${port.port}) is reserved on the node (--reserved-ports); not bound.`;
+    return { reason: "reserved-port", message };
+  }
+  return undefined;
 }
 
 /** How usable an endpoint is; a duplicate ip:port keeps its most usable copy. */
