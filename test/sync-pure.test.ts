@@ -2,7 +2,9 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { AppliedState } from "../src/sync/applied.ts";
 import { applyChange, planBackend, type AppliedSlot } from "../src/sync/plan.ts";
+import { parseServersState } from "../src/haproxy/servers-state.ts";
 import { assignSlots, slotCapacity, slotRange } from "../src/sync/slots.ts";
 import type { Endpoint } from "../src/model.ts";
 import { draining, ready } from "./helpers.ts";
@@ -113,5 +115,35 @@ describe("planBackend", () => {
     const want = desired([1, ready("10.0.0.1", 80)], [3, draining("10.0.0.3", 81)]);
     for (const change of planBackend(slots, have, want)) have.set(change.slot, applyChange(have.get(change.slot), change)!);
     assert.deepEqual(planBackend(slots, have, want), []);
+  });
+});
+
+describe("AppliedState", () => {
+  const header =
+    "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n";
+  const row = (server: string, ip: string, admin: number, port: number): string => `3 b 1 ${server} ${ip} 2 ${admin} 1 1 0 1 0 0 8 0 0 0 - ${port} - 0 0 - - 0\n`;
+  const state = AppliedState.fromRecords(
+    parseServersState(header + row("s2", "10.0.0.2", 4, 80) + row("s1", "10.0.0.1", 5, 80) + row("d5", "10.0.0.5", 4, 80) + row("s3", "10.0.0.2", 5, 80) + row("web", "10.0.0.9", 0, 80)),
+  );
+
+  test("reads our slots only, sorted, dynamic ones marked", () => {
+    assert.deepEqual(state.slots("b"), [1, 2, 3, 5]);
+    assert.deepEqual([...state.dynamic("b")], [5]);
+    assert.deepEqual(state.bySlot("b").get(1), { ip: "10.0.0.1", port: 80, state: "maint" });
+    assert.equal(state.has("other"), false);
+  });
+
+  test("the assignment HAProxy already expresses: serving slots win over maint copies", () => {
+    assert.deepEqual([...state.assignment("b")].sort(), [["10.0.0.1:80", 1], ["10.0.0.2:80", 2], ["10.0.0.5:80", 5]]);
+  });
+
+  test("records add and del of dynamic servers", () => {
+    const copy = AppliedState.fromRecords(parseServersState(header + row("s1", "0.0.0.0", 5, 0)));
+    copy.record("b", { kind: "add", slot: 2, ip: "10.0.0.7", port: 81 });
+    assert.deepEqual(copy.slots("b"), [1, 2]);
+    assert.deepEqual(copy.bySlot("b").get(2), { ip: "10.0.0.7", port: 81, state: "maint" });
+    copy.record("b", { kind: "del", slot: 2 });
+    assert.deepEqual(copy.slots("b"), [1]);
+    assert.equal(copy.dynamic("b").size, 0);
   });
 });

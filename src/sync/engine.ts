@@ -12,12 +12,13 @@
 import { EventEmitter } from "node:events";
 import PQueue from "p-queue";
 import { addServer, checkAddress, checkPort, delServer, setServerAddr, setServerState, showServersState, type RuntimeCommand } from "../haproxy/commands.ts";
-import { parseSlotName, slotName } from "../haproxy/names.ts";
+import { slotName } from "../haproxy/names.ts";
 import type { CommandResult, RuntimeClient } from "../haproxy/runtime-client.ts";
-import { parseServersState, stateOf } from "../haproxy/servers-state.ts";
+import { parseServersState } from "../haproxy/servers-state.ts";
 import type { Logger } from "../log.ts";
 import { endpointKey, type Backend, type Endpoint } from "../model.ts";
-import { applyChange, planBackend, type AppliedSlot, type SlotChange } from "./plan.ts";
+import { AppliedState } from "./applied.ts";
+import { planBackend, type AppliedSlot, type SlotChange } from "./plan.ts";
 import { assignSlots, type SlotAssignment } from "./slots.ts";
 
 export interface EngineOptions {
@@ -102,15 +103,12 @@ export class SyncEngine extends EventEmitter<Events> {
   readonly #deleteRetryMs: number;
 
   readonly #desired = new Map<string, Backend>();
-  // Slot numbers HAProxy has per backend, ascending; from the last `show servers state`,
-  // then kept current from `add server`/`del server` replies.
-  readonly #slots = new Map<string, number[]>();
-  // Which of those are dynamic servers (d<N>) rather than template slots (s<N>).
-  readonly #dynamic = new Map<string, Set<number>>();
+  // What HAProxy has in each slot: from the last `show servers state`, then only ever updated
+  // from HAProxy's own replies.
+  #applied = new AppliedState();
   // Backends where HAProxy refused `add server` (not a dynamic algorithm after all).
   readonly #noDynamic = new Set<string>();
-  // What HAProxy has in each slot: only ever updated from HAProxy's own replies.
-  readonly #applied = new Map<string, Map<number, AppliedSlot>>();
+  // Which endpoint sits in which slot, per backend, as planned.
   readonly #assignment = new Map<string, SlotAssignment>();
   readonly #overflow = new Map<string, number>();
   // Backends whose desired state changed since their last flush.
@@ -209,14 +207,14 @@ export class SyncEngine extends EventEmitter<Events> {
   }
 
   status(): BackendStatus[] {
-    return [...this.#slots.keys()].sort().map((name) => this.statusOf(name));
+    return this.#applied.names().map((name) => this.statusOf(name));
   }
 
   statusOf(name: string): BackendStatus {
     return {
       name,
-      slots: this.#slots.get(name)?.length ?? 0,
-      dynamic: this.#dynamic.get(name)?.size ?? 0,
+      slots: this.#applied.slots(name).length,
+      dynamic: this.#applied.dynamic(name).size,
       used: this.#assignment.get(name)?.size ?? 0,
       overflow: this.#overflow.get(name) ?? 0,
     };
@@ -224,7 +222,7 @@ export class SyncEngine extends EventEmitter<Events> {
 
   /** What HAProxy has, per backend and slot, as last confirmed (for reloads and tests). */
   applied(name: string): ReadonlyMap<number, AppliedSlot> | undefined {
-    return this.#applied.get(name);
+    return this.#applied.has(name) ? this.#applied.bySlot(name) : undefined;
   }
 
   readonly #onConnect = (): void => this.requestFullSync();
@@ -307,7 +305,7 @@ export class SyncEngine extends EventEmitter<Events> {
     }
     const at = this.#now();
     for (const name of names) {
-      if (!failedBackends.has(name) && this.#slots.has(name)) this.emit("applied", name, this.#desired.get(name)?.triggerTime, at);
+      if (!failedBackends.has(name) && this.#applied.has(name)) this.emit("applied", name, this.#desired.get(name)?.triggerTime, at);
     }
     this.emit("synced", { full, backends: names.length, commands: outcome.commands, failed, durationMs: performance.now() - started });
   }
@@ -334,22 +332,9 @@ export class SyncEngine extends EventEmitter<Events> {
 
   /** Records a change HAProxy confirmed in the applied picture. */
   #record(backend: string, change: SlotChange): void {
-    const applied = this.#applied.get(backend);
-    const slots = this.#slots.get(backend);
-    const dynamic = this.#dynamic.get(backend);
-    if (!applied || !slots || !dynamic) return;
-    const after = applyChange(applied.get(change.slot), change);
-    if (change.kind === "add") {
-      slots.push(change.slot); // dynamic slot numbers are always above every existing one
-      dynamic.add(change.slot);
-    } else if (change.kind === "del") {
-      slots.splice(slots.indexOf(change.slot), 1);
-      dynamic.delete(change.slot);
-    }
-    if (after) applied.set(change.slot, after);
-    else applied.delete(change.slot);
+    this.#applied.record(backend, change);
     // A dynamic server just parked in maint is deleted by the next flush.
-    if (change.kind === "state" && change.state === "maint" && dynamic.has(change.slot)) {
+    if (change.kind === "state" && change.state === "maint" && this.#applied.dynamic(backend).has(change.slot)) {
       this.#dirty.add(backend);
       this.#schedule(0);
     }
@@ -357,13 +342,12 @@ export class SyncEngine extends EventEmitter<Events> {
 
   /** Plans one backend's changes and appends them (with their commands) to the batch. */
   #planInto(name: string, pending: Pending[], commands: RuntimeCommand[]): void {
-    const slots = this.#slots.get(name);
     const desired = this.#desired.get(name);
-    if (!slots) {
+    if (!this.#applied.has(name)) {
       if (desired) this.emit("missing", name);
       return;
     }
-    const applied = this.#applied.get(name)!;
+    const slots = this.#applied.slots(name);
     const endpoints = new Map<string, Endpoint>();
     for (const endpoint of desired?.endpoints ?? []) {
       try {
@@ -376,17 +360,17 @@ export class SyncEngine extends EventEmitter<Events> {
         this.emit("invalid", name, endpoint, (error as Error).message);
       }
     }
-    const dynamic = this.#dynamic.get(name)!;
     const { assignment, overflow } = assignSlots(this.#assignment.get(name) ?? new Map(), [...endpoints.keys()], slots);
     // Slots run out: add dynamic servers above the highest slot, when the algorithm allows.
     const planned = [...slots];
+    const dynamic = new Set(this.#applied.dynamic(name));
     const growable = DYNAMIC_ALGORITHMS.has(desired?.algorithm ?? "") && !this.#noDynamic.has(name);
     const unplaced = growable ? [] : overflow;
     if (growable) {
       let next = planned.length === 0 ? 1 : planned[planned.length - 1]! + 1;
       for (const key of overflow) {
         assignment.set(key, next);
-        dynamic.add(next); // provisional until `add server` succeeds; #record keeps it
+        dynamic.add(next); // created by this flush's `add server`
         planned.push(next++);
       }
     }
@@ -397,12 +381,10 @@ export class SyncEngine extends EventEmitter<Events> {
     } else this.#overflow.delete(name);
     const bySlot = new Map<number, Endpoint>();
     for (const [key, slot] of assignment) bySlot.set(slot, endpoints.get(key)!);
-    for (const change of planBackend(planned, applied, bySlot, dynamic)) {
+    for (const change of planBackend(planned, this.#applied.bySlot(name), bySlot, dynamic)) {
       commands.push(this.#command(name, change, dynamic.has(change.slot)));
       pending.push({ backend: name, change });
     }
-    // Provisional dynamic slots leave the set again; confirmed ones come back in #record.
-    for (const slot of planned.slice(slots.length)) dynamic.delete(slot);
   }
 
   #command(backend: string, change: SlotChange, dynamic: boolean): RuntimeCommand {
@@ -419,42 +401,14 @@ export class SyncEngine extends EventEmitter<Events> {
     }
   }
 
-  /** Rebuilds #slots, #applied and the slot assignment from HAProxy's own state. */
+  /** Replaces the applied picture and the slot assignment with HAProxy's own state. */
   async #readAppliedState(): Promise<void> {
-    const records = parseServersState(await this.#client.execute(showServersState()));
+    this.#applied = AppliedState.fromRecords(parseServersState(await this.#client.execute(showServersState())));
     this.#needFullSync = false;
-    this.#slots.clear();
-    this.#dynamic.clear();
-    this.#applied.clear();
     this.#noDynamic.clear();
-    for (const record of records) {
-      const parsed = parseSlotName(record.server);
-      if (parsed === undefined) continue;
-      let applied = this.#applied.get(record.backend);
-      if (!applied) {
-        applied = new Map();
-        this.#applied.set(record.backend, applied);
-        this.#slots.set(record.backend, []);
-        this.#dynamic.set(record.backend, new Set());
-      }
-      applied.set(parsed.slot, { ip: record.address, port: record.port, state: stateOf(record) });
-      this.#slots.get(record.backend)!.push(parsed.slot);
-      if (parsed.dynamic) this.#dynamic.get(record.backend)!.add(parsed.slot);
-    }
-    // Keep what HAProxy already serves where it is: derive the assignment from the slots,
-    // serving ones first, so a repair after a restart or drift costs the fewest commands.
     this.#assignment.clear();
-    for (const [name, applied] of this.#applied) {
-      this.#slots.get(name)!.sort((a, b) => a - b);
-      const assignment = new Map<string, number>();
-      for (const pass of ["serving", "maint"] as const) {
-        for (const [slot, have] of applied) {
-          if ((have.state === "maint") !== (pass === "maint") || have.port === 0) continue;
-          const key = endpointKey(have);
-          if (!assignment.has(key)) assignment.set(key, slot);
-        }
-      }
-      this.#assignment.set(name, assignment);
+    for (const name of this.#applied.names()) {
+      this.#assignment.set(name, this.#applied.assignment(name));
       this.#dirty.add(name);
     }
     for (const name of this.#desired.keys()) this.#dirty.add(name);
