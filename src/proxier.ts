@@ -41,6 +41,8 @@ export class Proxier extends EventEmitter<Events> {
   // Skip messages already reported, per Service: each distinct skip is logged once.
   readonly #reported = new Map<string, Set<string>>();
   #started = false;
+  // Counts for metrics, kept incrementally: Services with an active backend, endpoints by state.
+  #services = 0;
   #ready = 0;
   #drain = 0;
 
@@ -83,8 +85,10 @@ export class Proxier extends EventEmitter<Events> {
     }
     // Endpoints only: the hot path. Conflict losers stay out.
     for (const backend of after?.backends ?? []) {
-      if (!this.#active.has(backend.name)) continue;
-      this.#replace(backend);
+      const old = this.#active.get(backend.name);
+      if (!old) continue;
+      this.#count(old, backend);
+      this.#active.set(backend.name, backend);
       this.#sink.setBackend(backend);
     }
     this.#emitCounts();
@@ -109,7 +113,7 @@ export class Proxier extends EventEmitter<Events> {
     const reasons: string[] = [];
     for (const [name, old] of this.#active) {
       if (next.has(name)) continue;
-      this.#replace(undefined, old);
+      this.#count(old, undefined);
       this.#sink.deleteBackend(name);
       reasons.push(`${old.servicePort} removed`);
     }
@@ -117,24 +121,23 @@ export class Proxier extends EventEmitter<Events> {
       const old = this.#active.get(backend.name);
       if (!old) reasons.push(`${backend.servicePort} added`);
       else if (structureOf(old) !== structureOf(backend)) reasons.push(`${backend.servicePort} changed`);
-      this.#replace(backend, old);
+      this.#count(old, backend);
       this.#sink.setBackend(backend);
     }
     this.#active = next;
+    this.#services = new Set(backends.map((backend) => backend.servicePort.slice(0, backend.servicePort.lastIndexOf(":")))).size;
     this.#emitCounts();
     if (reasons.length > 0 && this.#started) this.emit("structural", reasons.join(", "));
   }
 
-  /** Keeps the endpoint counts current without walking every backend. */
-  #replace(backend: Backend | undefined, old = backend && this.#active.get(backend.name)): void {
+  /** Keeps the endpoint counts current without walking every backend (the hot path). */
+  #count(old: Backend | undefined, next: Backend | undefined): void {
     for (const endpoint of old?.endpoints ?? []) endpoint.state === "ready" ? this.#ready-- : this.#drain--;
-    for (const endpoint of backend?.endpoints ?? []) endpoint.state === "ready" ? this.#ready++ : this.#drain++;
-    if (backend && this.#active.has(backend.name)) this.#active.set(backend.name, backend);
+    for (const endpoint of next?.endpoints ?? []) endpoint.state === "ready" ? this.#ready++ : this.#drain++;
   }
 
   #emitCounts(): void {
-    const services = new Set([...this.#active.values()].map((b) => b.servicePort.split(":")[0])).size;
-    this.emit("counts", { services, ready: this.#ready, drain: this.#drain });
+    this.emit("counts", { services: this.#services, ready: this.#ready, drain: this.#drain });
   }
 
   #report(service: string, skips: readonly Skip[]): void {
