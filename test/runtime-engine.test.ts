@@ -5,7 +5,8 @@ import { Agent, request } from "node:http";
 import { describe, test } from "node:test";
 import { setServerState, showServersState } from "../src/haproxy/commands.ts";
 import { renderConfig, type RenderedBackend } from "../src/haproxy/render.ts";
-import { reloadCount } from "../src/haproxy/master.ts";
+import { masterCommand, parseShowProc, reloadCount } from "../src/haproxy/master.ts";
+import { isKubeHaproxyError, type KubeHaproxyError } from "../src/errors.ts";
 import { RuntimeClient } from "../src/haproxy/runtime-client.ts";
 import { parseServersState, stateOf } from "../src/haproxy/servers-state.ts";
 import { silentLogger } from "../src/log.ts";
@@ -89,6 +90,24 @@ describe("runtime client", () => {
     assert.ok(!result!.ok);
     assert.equal(result!.ok ? "" : result!.error.code, "E_INVALID_IDENTIFIER");
     assert.equal(await client.execute(showServersState()), before);
+  });
+
+  test("a HAProxy that stops answering: the command times out, the client reconnects once it is back", async (t) => {
+    const { haproxy } = await setup(t);
+    const client = new RuntimeClient({ address: haproxy.runtimeSocket, commandTimeoutMs: 300, reconnectMinMs: 20, reconnectMaxMs: 100 });
+    t.after(() => client.close());
+    await client.waitConnected();
+    const worker = parseShowProc(await masterCommand(haproxy.masterSocket, "show proc")).find((p) => p.role === "worker")!;
+    const disconnects: string[] = [];
+    client.on("disconnect", (error) => disconnects.push((error as KubeHaproxyError).code));
+    process.kill(worker.pid, "SIGSTOP");
+    try {
+      await assert.rejects(client.execute(showServersState()), (error) => isKubeHaproxyError(error, "E_COMMAND_TIMEOUT"));
+      assert.deepEqual(disconnects, ["E_COMMAND_TIMEOUT"]);
+    } finally {
+      process.kill(worker.pid, "SIGCONT");
+    }
+    await waitFor(async () => client.connected && /default:web:80/.test(await client.execute(showServersState())), 5_000, "reconnected");
   });
 
   test("works over a TCP runtime socket (host:port)", async (t) => {
