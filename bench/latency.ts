@@ -1,118 +1,441 @@
-// Single-change latency through the whole path: API write → informer → proxier → engine →
-// HAProxy runtime API → first request served by the new pod.
+// Single-change latency through the whole path: API write → watch → informer → proxier →
+// engine → HAProxy runtime API → traffic. Two measurements, one after the other, never together:
 //
-//   one Service (tcp), N loopback pods, one more pod started up front but not in the slice
-//   per sample: upsert the slice with the extra pod (trigger time = now), t0 = performance.now()
-//     (a)  t0 → engine "applied" for the backend with the new pod's slot ready  (HAProxy acked)
-//     (b)  t0 → first HTTP GET (new connection each) answered by the new pod via HAProxy
-//     (b') t0 → `show servers state` (own connection, polled) shows the new pod's slot ready
-//   (a), (b), (b') run concurrently in each sample; then the pod is removed again (applied) and
-//   a short pause precedes the next sample.
+//   one Service (tcp) whose only endpoint alternates between pod A and pod B
+//   (a) ack: per sample the slice is replaced (A → B or B → A) and NOTHING else runs in the
+//       process — no probe, no load — until the engine reports "applied" for the backend with
+//       the new pod's slot ready and the old one out (HAProxy acknowledged every command).
+//       The path is split where the proxier receives the slice:
+//         t0 = just before the API server's upsert (which writes the watch line synchronously)
+//         t1 = the watch's "endpointslice" event, before the proxier's listener (prepended)
+//         t2 = after the proxier's listener returned (translation done, engine.setBackend called)
+//         t3 = engine "applied"
+//       Samples are spaced by a few ms; the first few are a dropped warm-up.
+//   (b) first request served by the new pod: the same replacement, then a probe loop opens a new
+//       TCP connection per request (one at a time, as fast as it can; a raw `GET / HTTP/1.0`,
+//       no node:http) until the new pod answers. Latency = t0 → that answer arrived. Every answer
+//       from the old pod after t0 is counted, and separately those whose connection was opened
+//       after the engine's "applied" (must be 0: after the ack, no new connection may reach it).
+//   (c) as in production, the sidecar in a process of its own (`node src/cli.ts run …`): the same
+//       replacement, then `show servers state <backend>` polled back to back on a connection of
+//       its own to the runtime socket (prompt mode, kept open), until the new pod's slot is ready
+//       and the old one's is not. Latency = t0 → that answer arrived. This process holds only the
+//       fake API server, the idle pods and the poller.
 
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { renderFromCluster } from "../src/bootstrap.ts";
 import { showServersState } from "../src/haproxy/commands.ts";
 import { parseServersState, stateOf } from "../src/haproxy/servers-state.ts";
-import { get, startPod } from "../src/sim/pods.ts";
-import { rawCommand } from "./lib/raw-socket.ts";
+import { silentLogger } from "../src/log.ts";
+import { startSimulatedCluster } from "../src/sim/cluster.ts";
+import { startHaproxy } from "../src/sim/haproxy.ts";
+import { makeService, makeSlice } from "../src/sim/objects.ts";
+import { freePort } from "../src/sim/pods.ts";
+import { startGracefulPods } from "./lib/pod.ts";
 import type { Scenario, ScenarioContext, ScenarioResult } from "./lib/report.ts";
 import { formatMs, summarize, type Summary } from "./lib/stats.ts";
 import { cdfSvg } from "./lib/svg.ts";
-import { appliedIps, nextApplied, startWorld } from "./lib/world.ts";
+import { appliedIps, fastOptions, startWorld, type BenchWorld } from "./lib/world.ts";
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli.ts");
+
+const WARMUP = 10;
+const SPACING_MS = 5;
+
+interface Answer {
+  readonly who: string;
+  readonly sentAt: number;
+  readonly at: number;
+  readonly error?: string;
+}
+
+/** One HTTP/1.0 GET on a new connection to 127.0.0.1:port; resolves with the body's first line. */
+function probe(port: number, timeoutMs = 2_000): Promise<Answer> {
+  return new Promise((resolve) => {
+    const sentAt = performance.now();
+    const socket = connect({ host: "127.0.0.1", port });
+    const chunks: Buffer[] = [];
+    let done = false;
+    const finish = (error?: string): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      const text = Buffer.concat(chunks).toString("latin1");
+      const body = text.slice(text.indexOf("\r\n\r\n") + 4).trim();
+      const ok = text.startsWith("HTTP/1.1 200") || text.startsWith("HTTP/1.0 200");
+      resolve({ who: ok ? body : "", sentAt, at: performance.now(), error: ok ? undefined : (error ?? (text ? `answer: ${text.split("\r\n")[0]}` : "connection closed without an answer")) });
+    };
+    const timer = setTimeout(() => finish("timeout"), timeoutMs);
+    socket.setNoDelay(true);
+    socket.on("connect", () => socket.write("GET / HTTP/1.0\r\nHost: bench\r\n\r\n"));
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("end", () => finish());
+    socket.on("error", (error) => finish(error.message));
+  });
+}
+
+/** Resolves with performance.now() at the engine's next "applied" that leaves exactly `ip` ready. */
+function appliedWith(world: BenchWorld, ip: string, timeoutMs = 10_000): Promise<number> {
+  const { sidecar, backend } = world;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      sidecar.engine.off("applied", on);
+      reject(new Error(`${backend}: ${ip} not applied within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const on = (name: string): void => {
+      if (name !== backend) return;
+      const at = performance.now();
+      const ready = appliedIps(sidecar, backend, "ready");
+      if (ready.length !== 1 || ready[0] !== ip) return;
+      clearTimeout(timer);
+      sidecar.engine.off("applied", on);
+      resolve(at);
+    };
+    sidecar.engine.on("applied", on);
+  });
+}
+
+interface AckSamples {
+  total: number[];
+  watch: number[];
+  proxier: number[];
+  engine: number[];
+}
+
+/** (a): nothing but the change itself runs in the process while a sample is taken. */
+async function measureAck(world: BenchWorld, samples: number, log: (line: string) => void): Promise<AckSamples> {
+  const [a, b] = world.pods as [typeof world.pods[0], typeof world.pods[0]];
+  const out: AckSamples = { total: [], watch: [], proxier: [], engine: [] };
+  let t1 = 0;
+  let t2 = 0;
+  const before = (): void => void (t1 = performance.now());
+  const after = (): void => void (t2 = performance.now());
+  world.sidecar.watch.prependListener("endpointslice", before);
+  world.sidecar.watch.on("endpointslice", after);
+  try {
+    for (let i = 0; i < WARMUP + samples; i++) {
+      const target = i % 2 === 0 ? b : a;
+      t1 = t2 = 0;
+      const acked = appliedWith(world, target.ip);
+      const t0 = performance.now();
+      world.setEndpoints([{ ip: target.ip }]);
+      const t3 = await acked;
+      if (i >= WARMUP) {
+        if (!(t1 >= t0 && t2 >= t1 && t3 >= t2)) throw new Error(`latency (a): events out of order (t1 ${t1 - t0}, t2 ${t2 - t0}, t3 ${t3 - t0})`);
+        out.total.push(t3 - t0);
+        out.watch.push(t1 - t0);
+        out.proxier.push(t2 - t1);
+        out.engine.push(t3 - t2);
+      }
+      await sleep(SPACING_MS);
+      if ((i + 1) % 250 === 0) log(`latency (a): ${i + 1}/${WARMUP + samples}`);
+    }
+  } finally {
+    world.sidecar.watch.off("endpointslice", before);
+    world.sidecar.watch.off("endpointslice", after);
+  }
+  return out;
+}
+
+interface FirstRequestSamples {
+  latency: number[];
+  /** t0 → the connection of the request the new pod answered was opened. */
+  sent: number[];
+  /** t0 → engine applied, in the same samples (with the probe loop running). */
+  ack: number[];
+  requests: number[];
+  oldAfterWrite: number;
+  oldAfterAck: number;
+  errors: number;
+  errorsAfterAck: number;
+  errorTexts: string[];
+  /** Every probe of the first 20 samples after the warm-up: [sent, answered] ms after t0, who. */
+  trace: [number, number, string][][];
+}
+
+/** (b): the probe loop runs from the write until the new pod's first answer. */
+interface ProbeTarget {
+  /** The Service's frontend port on 127.0.0.1. */
+  readonly port: number;
+  readonly a: { readonly ip: string };
+  readonly b: { readonly ip: string };
+  /** Makes `ip` the Service's only endpoint (the API write). */
+  setEndpoint(ip: string): void;
+  /** performance.now() when the engine applied `ip` alone; undefined when not observable here. */
+  acked?(ip: string): Promise<number>;
+  /** Resolves once `ip` alone is in HAProxy (before the next sample). */
+  settled(ip: string): Promise<unknown>;
+}
+
+async function measureFirstRequest(target: ProbeTarget, samples: number, log: (line: string) => void, label: string): Promise<FirstRequestSamples> {
+  const { a, b } = target;
+  const out: FirstRequestSamples = { latency: [], sent: [], ack: [], requests: [], oldAfterWrite: 0, oldAfterAck: 0, errors: 0, errorsAfterAck: 0, errorTexts: [], trace: [] };
+  for (let i = 0; i < WARMUP + samples; i++) {
+    const [from, to] = i % 2 === 0 ? [a, b] : [b, a];
+    const trace: [number, number, string][] = [];
+    let ackAt = Infinity;
+    const acked = target.acked?.(to.ip).then((at) => (ackAt = at));
+    const t0 = performance.now();
+    target.setEndpoint(to.ip);
+    let n = 0;
+    let oldAfterWrite = 0;
+    let oldAfterAck = 0;
+    let errors = 0;
+    let errorsAfterAck = 0;
+    let answer: Answer;
+    for (;;) {
+      answer = await probe(target.port);
+      n++;
+      trace.push([answer.sentAt - t0, answer.at - t0, answer.who === to.ip ? "new" : answer.who === from.ip ? "old" : "error"]);
+      if (answer.who === to.ip) break;
+      if (answer.who === from.ip) {
+        oldAfterWrite++;
+        if (answer.sentAt > ackAt) oldAfterAck++;
+      } else {
+        errors++;
+        if (answer.sentAt > ackAt) errorsAfterAck++;
+        if (out.errorTexts.length < 5) out.errorTexts.push(answer.error ?? `answered by ${answer.who}`);
+      }
+      if (performance.now() - t0 > 10_000) throw new Error(`latency ${label}: ${to.ip} never answered`);
+    }
+    await acked;
+    await target.settled(to.ip);
+    if (i >= WARMUP) {
+      out.latency.push(answer.at - t0);
+      out.sent.push(answer.sentAt - t0);
+      if (out.trace.length < 20) out.trace.push(trace);
+      out.ack.push(ackAt - t0);
+      out.requests.push(n);
+      out.oldAfterWrite += oldAfterWrite;
+      out.oldAfterAck += oldAfterAck;
+      out.errors += errors;
+      out.errorsAfterAck += errorsAfterAck;
+    }
+    await sleep(SPACING_MS);
+    if ((i + 1) % 250 === 0) log(`latency ${label}: ${i + 1}/${WARMUP + samples}`);
+  }
+  return out;
+}
+
+interface SeparateSamples {
+  latency: number[];
+  polls: number[];
+  pollMs: number[];
+  firstRequest: FirstRequestSamples;
+}
+
+/** A prompt-mode connection to the runtime socket that sends one command at a time. */
+async function promptConnection(path: string): Promise<{ ask(line: string): Promise<string>; close(): void }> {
+  const socket = connect({ path });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  let buffer = "";
+  let waiting: ((text: string) => void) | undefined;
+  socket.setEncoding("latin1");
+  socket.on("data", (chunk: string) => {
+    buffer += chunk;
+    const end = buffer.indexOf("\n> ");
+    if (end === -1 || !waiting) return;
+    const reply = buffer.slice(0, end);
+    buffer = buffer.slice(end + 3);
+    const wake = waiting;
+    waiting = undefined;
+    wake(reply);
+  });
+  const ask = (line: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      if (socket.destroyed) return reject(new Error("runtime socket closed"));
+      waiting = resolve;
+      socket.write(`${line}\n`);
+    });
+  await ask("prompt");
+  return { ask, close: () => socket.destroy() };
+}
+
+/** (c): the sidecar as its own process, the slot state read from HAProxy by polling. */
+async function measureSeparateProcess(samples: number, log: (line: string) => void): Promise<SeparateSamples> {
+  const dir = await mkdtemp(join(tmpdir(), "kh-bench-lat-"));
+  const cleanups: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
+  try {
+    const cluster = await startSimulatedCluster(dir);
+    cleanups.push(() => cluster.stop());
+    const [a, b] = (await startGracefulPods(2, 66)) as [Awaited<ReturnType<typeof startGracefulPods>>[0], Awaited<ReturnType<typeof startGracefulPods>>[0]];
+    cleanups.push(() => Promise.all([a.stop(500), b.stop(500)]));
+    const port = await freePort();
+    const backend = `default:web:${port}`;
+    cluster.api.upsert("services", makeService("default", "web", [{ port }], (svc) => (svc.metadata!.annotations!["kube-haproxy.io/mode"] = "tcp")));
+    const setEndpoint = (ip: string): void => void cluster.api.upsert("endpointslices", makeSlice("default", "web", "web-1", [{ ip }], [{ port: a.port }]));
+    setEndpoint(a.ip);
+    const options = fastOptions(dir, cluster.kubeconfig, 16);
+    await renderFromCluster(options, silentLogger, {});
+    const haproxy = await startHaproxy({ dir, configPath: options.config });
+    cleanups.push(() => haproxy.stop());
+    const metricsPort = await freePort();
+    const child = spawn(process.execPath, [
+      CLI, "run", "--kubeconfig", cluster.kubeconfig, "--socket", options.socket, "--master-socket", options.masterSocket, "--config", options.config,
+      "--metrics-bind-address", `127.0.0.1:${metricsPort}`, "--healthz-bind-address", "", "--bind-address", "127.0.0.1", "--stats-bind-address", "", "--min-reload-period", "0s", "--slots", "16", "--log-level", "warn",
+    ], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stdout!.on("data", (chunk) => (stderr += chunk));
+    child.stderr!.on("data", (chunk) => (stderr += chunk));
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    cleanups.push(async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
+    });
+    const line = showServersState(backend).line;
+    const poller = await promptConnection(haproxy.runtimeSocket);
+    cleanups.push(async () => poller.close());
+    const shows = async (want: string, not: string): Promise<boolean> => {
+      const records = parseServersState(await poller.ask(line));
+      return records.some((r) => r.address === want && stateOf(r) === "ready") && !records.some((r) => r.address === not && stateOf(r) === "ready");
+    };
+    // Started: healthy, and HAProxy has A alone (the sidecar's first full sync is done).
+    const deadline = performance.now() + 20_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`kube-haproxy run exited (${child.exitCode}):\n${stderr}`);
+      const healthy = await fetch(`http://127.0.0.1:${metricsPort}/healthz`).then((r) => r.ok, () => false);
+      if (healthy && (await shows(a.ip, b.ip))) break;
+      if (performance.now() > deadline) throw new Error(`kube-haproxy run did not become ready:\n${stderr}`);
+      await sleep(20);
+    }
+    await sleep(200);
+    const out: Omit<SeparateSamples, "firstRequest"> = { latency: [], polls: [], pollMs: [] };
+    for (let i = 0; i < WARMUP + samples; i++) {
+      const [from, to] = i % 2 === 0 ? [a, b] : [b, a];
+      const t0 = performance.now();
+      setEndpoint(to.ip);
+      let polls = 0;
+      let pollTime = 0;
+      let at: number;
+      for (;;) {
+        const p0 = performance.now();
+        const done = await shows(to.ip, from.ip);
+        at = performance.now();
+        polls++;
+        pollTime += at - p0;
+        if (done) break;
+        if (at - t0 > 10_000) throw new Error(`latency (c): ${to.ip} never became ready:\n${stderr}`);
+      }
+      if (i >= WARMUP) {
+        out.latency.push(at - t0);
+        out.polls.push(polls);
+        out.pollMs.push(pollTime / polls);
+      }
+      await sleep(SPACING_MS);
+      if ((i + 1) % 250 === 0) log(`latency (c): ${i + 1}/${WARMUP + samples}`);
+    }
+    // (b) again, with the sidecar in its own process: the probe shares this process only with
+    // the API server and the pods. The end of each sample is read from HAProxy (no engine here).
+    const settled = async (ip: string): Promise<void> => {
+      const other = ip === a.ip ? b.ip : a.ip;
+      const until = performance.now() + 10_000;
+      while (!(await shows(ip, other))) if (performance.now() > until) throw new Error(`latency (c): ${ip} never became ready`);
+    };
+    const firstRequest = await measureFirstRequest({ port, a, b, setEndpoint, settled }, samples, log, "(c, first request)");
+    return { ...out, firstRequest };
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  }
+}
 
 export const latencyScenario: Scenario = {
   name: "latency",
   async run(context: ScenarioContext): Promise<ScenarioResult> {
-    const samples = context.quick ? 50 : 500;
-    const podCount = 4;
-    const world = await startWorld({ mode: "tcp", pods: podCount, base: 61 });
-    const ack: number[] = [];
-    const firstRequest: number[] = [];
-    const requestsNeeded: number[] = [];
-    const stateReady: number[] = [];
-    const triggerToApplied: number[] = [];
-    const onApplied = (name: string, triggerTime: number | undefined, at: number): void => {
-      if (name === world.backend && triggerTime !== undefined && adding) triggerToApplied.push(at - triggerTime);
-    };
-    let adding = false;
+    const samples = context.quick ? 100 : 1_000;
+    const world = await startWorld({ mode: "tcp", pods: 2, base: 61 });
+    let ack: AckSamples;
+    let first: FirstRequestSamples;
     try {
-      const extra = await startPod("127.61.200.1", world.pods[0]!.port);
-      try {
-        const base = world.pods.map((p) => ({ ip: p.ip }));
-        for (let i = 0; i < samples + 1; i++) {
-          // (a)
-          const acked = nextApplied(world.sidecar, world.backend, () => appliedIps(world.sidecar, world.backend, "ready").includes(extra.ip));
-          adding = i > 0;
-          if (i === 1) world.sidecar.engine.on("applied", onApplied);
-          const t0 = performance.now();
-          world.setEndpoints([...base, { ip: extra.ip }]);
-          // (b): requests until the new pod answers
-          const probe = (async (): Promise<[number, number]> => {
-            for (let n = 1; ; n++) {
-              const who = await get(world.url, 2_000).catch(() => "");
-              if (who === extra.ip) return [performance.now() - t0, n];
-              if (performance.now() - t0 > 10_000) throw new Error("the new pod never answered");
-            }
-          })();
-          // (b'): the slot ready in `show servers state`
-          const state = (async (): Promise<number> => {
-            for (;;) {
-              const text = await rawCommand(world.haproxy.runtimeSocket, showServersState(world.backend).line);
-              if (parseServersState(text).some((r) => r.address === extra.ip && stateOf(r) === "ready")) return performance.now() - t0;
-              if (performance.now() - t0 > 10_000) throw new Error("the slot never became ready");
-            }
-          })();
-          const [ackAt, [probeMs, n], stateMs] = await Promise.all([acked, probe, state]);
-          if (i > 0) {
-            // i = 0 is a warm-up
-            ack.push(ackAt - t0);
-            firstRequest.push(probeMs);
-            requestsNeeded.push(n);
-            stateReady.push(stateMs);
-          }
-          adding = false;
-          const removed = nextApplied(world.sidecar, world.backend, () => !appliedIps(world.sidecar, world.backend, "ready").includes(extra.ip));
-          world.setEndpoints(base);
-          await removed;
-          await sleep(20);
-          if (i % 50 === 0) context.log(`latency: ${i}/${samples}`);
-        }
-      } finally {
-        world.sidecar.engine.off("applied", onApplied);
-        await extra.stop();
-      }
+      // The Service starts with both pods: make A its only endpoint first.
+      const start = appliedWith(world, world.pods[0]!.ip);
+      world.setEndpoints([{ ip: world.pods[0]!.ip }]);
+      await start;
+      ack = await measureAck(world, samples, context.log);
+      context.log(`latency (a): p50 ${formatMs(summarize(ack.total).p50)}`);
+      first = await measureFirstRequest(
+        {
+          port: world.port, a: world.pods[0]!, b: world.pods[1]!,
+          setEndpoint: (ip) => world.setEndpoints([{ ip }]),
+          acked: (ip) => appliedWith(world, ip),
+          settled: async () => {},
+        },
+        samples, context.log, "(b)",
+      );
+      context.log(`latency (b): p50 ${formatMs(summarize(first.latency).p50)}`);
     } finally {
       await world.stop();
     }
-    const series = {
-      ack: summarize(ack),
-      stateReady: summarize(stateReady),
-      firstRequest: summarize(firstRequest),
-      triggerToApplied: summarize(triggerToApplied),
+    const separate = await measureSeparateProcess(samples, context.log);
+    context.log(`latency (c): p50 ${formatMs(summarize(separate.latency).p50)}`);
+    const s = {
+      ack: summarize(ack.total),
+      watch: summarize(ack.watch),
+      proxier: summarize(ack.proxier),
+      engine: summarize(ack.engine),
+      firstRequest: summarize(first.latency),
+      ackDuringProbe: summarize(first.ack),
+      requests: summarize(first.requests),
+      firstRequestSent: summarize(first.sent),
+      separateProcess: summarize(separate.latency),
+      separatePolls: summarize(separate.polls),
+      separatePollMs: summarize(separate.pollMs),
+      separateFirstRequest: summarize(separate.firstRequest.latency),
     };
-    const row = (name: string, s: Summary, targetMs?: number): string[] => [name, String(s.count), formatMs(s.p50), formatMs(s.p90), formatMs(s.p99), formatMs(s.max), targetMs === undefined ? "–" : `≤ ${targetMs} ms`, targetMs === undefined ? "–" : s.p99 <= targetMs ? "met" : "missed"];
-    const req = summarize(requestsNeeded);
+    const row = (name: string, x: Summary, targetMs?: number): string[] => [
+      name, String(x.count), formatMs(x.p50), formatMs(x.p90), formatMs(x.p99), formatMs(x.max),
+      targetMs === undefined ? "–" : `≤ ${targetMs} ms`, targetMs === undefined ? "–" : x.p99 <= targetMs ? "met" : "missed",
+    ];
     return {
-      title: `Single-change latency, API write → HAProxy (1 Service, ${podCount}+1 pods, tcp)`,
+      title: "Single-change latency, API write → HAProxy (1 Service, tcp, its only endpoint replaced: pod A ↔ pod B)",
       columns: ["measure", "samples", "p50", "p90", "p99", "max", "target p99", "p99 vs target"],
       rows: [
-        row("(a) API write → engine applied (HAProxy ack)", series.ack, 1),
-        row("(b') API write → `show servers state` ready", series.stateReady),
-        row("(b) API write → first request served by new pod", series.firstRequest, 2),
-        row("trigger-time annotation → applied (Date.now, ms resolution)", series.triggerToApplied),
+        row("(a) API write → engine applied (HAProxy ack), nothing else running", s.ack, 1),
+        row("  (a1) API write → watch event reaches the proxier", s.watch),
+        row("  (a2) proxier: translate + engine.setBackend", s.proxier),
+        row("  (a3) setBackend → applied (schedule, plan, runtime API round trip)", s.engine),
+        row("(b) API write → first request served by the new pod (new connection per request)", s.firstRequest, 2),
+        row("  (b, same samples) API write → engine applied, probe loop running", s.ackDuringProbe),
+        row("(c) sidecar as its own process (`kube-haproxy run`): API write → slot ready in `show servers state`", s.separateProcess),
+        row("  (c) the same setup: API write → first request served by the new pod, as (b)", s.separateFirstRequest),
       ],
       notes: [
-        `(a), (b), (b') run concurrently in each sample (on one event loop, so they slow each other somewhat); a warm-up sample is dropped; the pod is removed (applied) before the next sample.`,
-        `(b) sends GETs on new connections one after the other until the new pod answers: roundrobin over ${podCount + 1} servers needed p50 ${req.p50} / p99 ${req.p99} / max ${req.max} requests, so (b) includes up to ${podCount} requests to the old pods after the slot became ready.`,
+        `(a) and (b) are measured one after the other, never together; ${WARMUP} warm-up samples of each are dropped; ${SPACING_MS} ms pause between samples. One process holds the fake API server (HTTPS watch), the informers, the sidecar and the loopback pods; HAProxy is its own process.`,
+        `(a1)+(a2)+(a3) = (a) per sample: (a1) is the API server writing the watch line, TLS, undici and client-node's line parsing up to the informer's event; (a2) is the proxier's synchronous work; (a3) is the engine's flush (queued at once in p-queue, run a microtask later so one watch chunk's events join it), planning, the pipelined write and HAProxy's replies.`,
+        `(b): the probe sends requests one at a time, each on a new connection, p50 ${s.requests.p50} / max ${s.requests.max} requests per sample; the request the new pod answered was sent p50 ${formatMs(s.firstRequestSent.p50)} / p99 ${formatMs(s.firstRequestSent.p99)} after the write, so (b) is late by up to one request's round trip (p50 ${formatMs(summarize(first.latency.map((x, i) => x - first.sent[i]!)).p50)} here); answers from the old pod after the write: ${first.oldAfterWrite} in all, of which ${first.oldAfterAck} on connections opened after the engine's "applied" (must be 0); failed requests (no answer): ${first.errors}, of which ${first.errorsAfterAck} after "applied".`,
+        `(c): \`show servers state <backend>\` polled back to back on one prompt-mode connection of the bench's own, p50 ${s.separatePolls.p50} polls per sample at ${formatMs(s.separatePollMs.p50)} a poll (median): (c) is late by up to one poll; it includes HAProxy applying the commands but not the sidecar reading HAProxy's replies.`,
+        `(c), first request: ${separate.firstRequest.oldAfterWrite} answers from the old pod after the write, ${separate.firstRequest.errors} failed requests; the request the new pod answered was sent p50 ${formatMs(summarize(separate.firstRequest.sent).p50)} after the write.`,
+        ...(first.errorTexts.length ? [`(b) errors: ${[...new Set(first.errorTexts)].join("; ")}`] : []),
       ],
-      json: { samples, pods: podCount, summaries: series, requestsNeeded: req, raw: { ack, stateReady, firstRequest, triggerToApplied } },
+      json: {
+        samples,
+        warmup: WARMUP,
+        spacingMs: SPACING_MS,
+        summaries: s,
+        firstRequest: { oldAfterWrite: first.oldAfterWrite, oldAfterAck: first.oldAfterAck, errors: first.errors, errorsAfterAck: first.errorsAfterAck, errorTexts: first.errorTexts },
+        firstRequestTrace: first.trace,
+        separateFirstRequest: { trace: separate.firstRequest.trace, oldAfterWrite: separate.firstRequest.oldAfterWrite, errors: separate.firstRequest.errors, errorTexts: separate.firstRequest.errorTexts },
+        raw: { separateProcess: separate.latency, separatePolls: separate.polls, separateFirstRequest: separate.firstRequest.latency, separateFirstRequestSent: separate.firstRequest.sent, ack: ack.total, watch: ack.watch, proxier: ack.proxier, engine: ack.engine, firstRequest: first.latency, firstRequestSent: first.sent, ackDuringProbe: first.ack, requests: first.requests },
+      },
       files: {
         "latency-cdf.svg": cdfSvg(
           [
-            { name: "(a) applied (HAProxy ack)", samples: ack },
-            { name: "(b') show servers state ready", samples: stateReady },
-            { name: "(b) first request by new pod", samples: firstRequest },
+            { name: "(a) API write → applied (HAProxy ack), nothing else running", samples: ack.total },
+            { name: "(b) API write → first request served by the new pod", samples: first.latency },
+            { name: "(c) sidecar in its own process: API write → slot ready in show servers state", samples: separate.latency },
           ],
-          { title: "API write → HAProxy, single endpoint change", xLabel: "latency (ms)" },
+          { title: "API write → HAProxy, single endpoint replaced", xLabel: "latency (ms)" },
         ),
       },
     };

@@ -16,6 +16,7 @@
 
 import { createServer as createHttpServer, type ServerResponse } from "node:http";
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
+import { freePort } from "../../src/sim/pods.ts";
 
 export interface GracefulPod {
   readonly ip: string;
@@ -102,9 +103,7 @@ export async function startGracefulPod(ip: string, port = 0): Promise<GracefulPo
 /** Starts `count` pods on 127.<base>.x.y addresses, all on one port (as a Service's pods). */
 export async function startGracefulPods(count: number, base: number, port = 0): Promise<GracefulPod[]> {
   const pods: GracefulPod[] = [];
-  for (let i = 1; i <= count; i++) {
-    const pod = await startGracefulPod(`127.${base}.${Math.floor(i / 250)}.${(i % 250) + 1}`, port || pods[0]?.port || 0);
-    pods.push(pod);
-  }
+  const shared = port || (await freePort());
+  for (let i = 1; i <= count; i++) pods.push(await startGracefulPod(`127.${base}.${Math.floor(i / 250)}.${(i % 250) + 1}`, shared));
   return pods;
 }

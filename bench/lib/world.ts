@@ -1,5 +1,6 @@
 // The whole system in one process for the bench (a copy of test/world.ts's wiring, without
-// node:test): simulated API server → real informers → sidecar → real HAProxy, loopback pods.
+// node:test): simulated API server → real informers → sidecar → real HAProxy, loopback pods
+// that stop gracefully (lib/pod.ts).
 
 import { mkdtemp, rm } from "node:fs/promises";
 import { Agent, request } from "node:http";
@@ -12,7 +13,8 @@ import { startSidecar, type Sidecar } from "../../src/sidecar.ts";
 import { startSimulatedCluster, type SimulatedCluster } from "../../src/sim/cluster.ts";
 import { startHaproxy, type HaproxyProcess } from "../../src/sim/haproxy.ts";
 import { makeService, makeSlice, type PodEndpoint } from "../../src/sim/objects.ts";
-import { freePort, startPods, type Pod } from "../../src/sim/pods.ts";
+import { freePort } from "../../src/sim/pods.ts";
+import { startGracefulPods, type GracefulPod } from "./pod.ts";
 
 export interface BenchWorld {
   readonly dir: string;
@@ -21,7 +23,7 @@ export interface BenchWorld {
   readonly sidecar: Sidecar;
   readonly options: Options;
   /** The pods the Service starts with. */
-  readonly pods: Pod[];
+  readonly pods: GracefulPod[];
   readonly port: number;
   readonly url: string;
   /** The engine's backend name of the Service port. */
@@ -67,8 +69,8 @@ export async function startWorld(o: WorldOptions): Promise<BenchWorld> {
   try {
     const cluster = await startSimulatedCluster(dir);
     cleanups.push(() => cluster.stop());
-    const pods = await startPods(o.pods, { base: o.base });
-    cleanups.push(() => Promise.all(pods.map((pod) => pod.stop())));
+    const pods = await startGracefulPods(o.pods, o.base);
+    cleanups.push(() => Promise.all(pods.map((pod) => pod.stop(1_000))));
     const port = await freePort();
     cluster.api.upsert("services", makeService("default", "web", [{ port }], (s) => (s.metadata!.annotations!["kube-haproxy.io/mode"] = o.mode)));
     const setEndpoints = (endpoints: readonly PodEndpoint[]): void =>
@@ -114,35 +116,40 @@ export function appliedIps(sidecar: Sidecar, backend: string, state: string): st
   return applied ? [...applied.values()].filter((slot) => slot.state === state).map((slot) => slot.ip) : [];
 }
 
-export interface LoadResult {
+export interface ClientCounts {
   readonly sent: number;
   readonly failed: number;
   readonly errors: readonly string[];
 }
 
+export interface LoadResult extends ClientCounts {
+  /** The same, per kind of client: a new connection per request, or one keep-alive connection. */
+  readonly newConnection: ClientCounts;
+  readonly keepAlive: ClientCounts;
+}
+
 /** HTTP clients hammering `url` until stopped: `clients` on new connections and `clients` keep-alive. */
 export function startLoad(url: string, clients = 3): { stop(): Promise<LoadResult> } {
   let running = true;
-  let sent = 0;
-  let failed = 0;
-  const errors: string[] = [];
+  const counts = { newConnection: { sent: 0, failed: 0, errors: [] as string[] }, keepAlive: { sent: 0, failed: 0, errors: [] as string[] } };
   const one = (agent: Agent | false): Promise<void> =>
     new Promise((resolve) => {
-      sent++;
+      const c = agent ? counts.keepAlive : counts.newConnection;
+      c.sent++;
       const req = request(url, { agent, timeout: 5_000 }, (res) => {
         res.resume();
         res.on("end", () => {
           if (res.statusCode !== 200) {
-            failed++;
-            errors.push(`HTTP ${res.statusCode}`);
+            c.failed++;
+            c.errors.push(`HTTP ${res.statusCode}`);
           }
           resolve();
         });
       });
       req.on("timeout", () => req.destroy(new Error("timeout")));
       req.on("error", (error) => {
-        failed++;
-        errors.push(error.message);
+        c.failed++;
+        c.errors.push(error.message);
         resolve();
       });
       req.end();
@@ -159,12 +166,14 @@ export function startLoad(url: string, clients = 3): { stop(): Promise<LoadResul
       while (running) await one(agent);
     })());
   }
+  const summary = (c: { sent: number; failed: number; errors: string[] }): ClientCounts => ({ sent: c.sent, failed: c.failed, errors: [...new Set(c.errors)].slice(0, 5) });
   return {
     async stop() {
       running = false;
       await Promise.all(loops);
       for (const agent of agents) agent.destroy();
-      return { sent, failed, errors: [...new Set(errors)].slice(0, 5) };
+      const [n, k] = [summary(counts.newConnection), summary(counts.keepAlive)];
+      return { sent: n.sent + k.sent, failed: n.failed + k.failed, errors: [...new Set([...n.errors, ...k.errors])].slice(0, 5), newConnection: n, keepAlive: k };
     },
   };
 }

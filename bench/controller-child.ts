@@ -1,0 +1,101 @@
+// The controller alone, in a process of its own, for bench/controller-cost.ts (which keeps the
+// fake API server and HAProxy in its own process and reads this one's figures as JSON lines on
+// stdout). Not a scenario: run by controller-cost.ts as
+//
+//   node bench/controller-child.ts '{"mode":"startup"|"sidecar","dir":…,"kubeconfig":…,"slots":16}'
+//
+// startup: ClusterWatch + Proxier + render, as `kube-haproxy render` does: both initial lists,
+//          translation of everything, the bootstrap configuration written to <dir>/haproxy.cfg.
+//          One line: phase times, CPU, RSS now and peak (process.resourceUsage().maxRSS).
+// sidecar: the full sidecar (startSidecar) against the HAProxy the parent started from that
+//          configuration. Prints {"ready":…} once started and synced, then reads one line
+//          `expect <backend> <ip>` from stdin, answers {"armed":true}, and measures CPU and wall
+//          time until the engine applied <ip> ready in <backend> and is synced; prints the
+//          result line and exits.
+
+import { writeFile } from "node:fs/promises";
+import { createInterface } from "node:readline";
+import { bootstrapConfig, makeClusterWatch, translateOptions } from "../src/bootstrap.ts";
+import { silentLogger } from "../src/log.ts";
+import { Proxier } from "../src/proxier.ts";
+import { startSidecar } from "../src/sidecar.ts";
+import { appliedIps, fastOptions, nextApplied } from "./lib/world.ts";
+
+interface ChildArgs {
+  readonly mode: "startup" | "sidecar";
+  readonly dir: string;
+  readonly kubeconfig: string;
+  readonly slots: number;
+}
+
+const say = (line: unknown): void => void process.stdout.write(JSON.stringify(line) + "\n");
+const cpuMs = (since?: NodeJS.CpuUsage): number => {
+  const c = process.cpuUsage(since);
+  return (c.user + c.system) / 1000;
+};
+/** Heap and RSS after a full garbage collection (the child runs with --expose-gc): what is retained. */
+const retained = () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  return { retainedHeapMb: process.memoryUsage().heapUsed / 2 ** 20, rssAfterGcMb: process.memoryUsage().rss / 2 ** 20 };
+};
+const memory = () => ({ rssMb: process.memoryUsage().rss / 2 ** 20, heapUsedMb: process.memoryUsage().heapUsed / 2 ** 20, maxRssMb: process.resourceUsage().maxRSS / 1024 });
+
+async function startup(args: ChildArgs): Promise<void> {
+  const options = fastOptions(args.dir, args.kubeconfig, args.slots);
+  const idleRssMb = process.memoryUsage().rss / 2 ** 20;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const watch = makeClusterWatch(options, silentLogger, {});
+  const proxier = new Proxier({ setBackend() {}, deleteBackend() {} }, translateOptions(options), silentLogger);
+  watch.on("service", proxier.onService);
+  watch.on("endpointslice", proxier.onEndpointSlice);
+  await watch.start();
+  const t1 = performance.now();
+  proxier.start();
+  const backends = proxier.backends();
+  const t2 = performance.now();
+  await writeFile(options.config, bootstrapConfig(backends, options));
+  const t3 = performance.now();
+  const cpu = cpuMs(cpu0);
+  // Still holding the informer caches and the proxier's model, as the running sidecar does.
+  const held = { ...memory(), ...retained() };
+  await watch.stop();
+  say({ backends: backends.length, listsMs: t1 - t0, translateMs: t2 - t1, renderMs: t3 - t2, totalMs: t3 - t0, cpuMs: cpu, idleRssMb, ...held });
+}
+
+async function sidecar(args: ChildArgs): Promise<void> {
+  const options = fastOptions(args.dir, args.kubeconfig, args.slots);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const car = startSidecar(options, { log: silentLogger, env: {} });
+  try {
+    await car.started;
+    await car.reloader.idle();
+    await car.engine.whenSynced();
+    say({ ready: true, startupMs: performance.now() - t0, startupCpuMs: cpuMs(cpu0), ...memory() });
+    const lines = createInterface({ input: process.stdin });
+    const line = await new Promise<string>((resolve) => lines.once("line", resolve));
+    lines.close();
+    const [, backend, ip] = line.split(" ") as [string, string, string];
+    const done = nextApplied(car, backend, () => appliedIps(car, backend, "ready").includes(ip), 300_000);
+    const c0 = process.cpuUsage();
+    const w0 = performance.now();
+    say({ armed: true });
+    await done;
+    await car.engine.whenSynced();
+    const wallMs = performance.now() - w0;
+    const cpu = cpuMs(c0);
+    say({ wallMs, cpuMs: cpu, ...memory(), ...retained() });
+  } finally {
+    await car.stop();
+  }
+}
+
+const args = JSON.parse(process.argv[2] ?? "{}") as ChildArgs;
+(args.mode === "startup" ? startup(args) : sidecar(args)).then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`controller-child: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
