@@ -110,6 +110,15 @@ describe("planBackend", () => {
     assert.equal(applyChange(parked.get(4), { kind: "del", slot: 4 }), undefined);
   });
 
+  test("the new endpoint is ready before the old one goes to maint, whatever their slots", () => {
+    const have = applied([1, { ip: "10.0.0.1", port: 80, state: "ready" }]);
+    assert.deepEqual(planBackend(slots, have, desired([3, ready("10.0.0.3", 80)])), [
+      { kind: "addr", slot: 3, ip: "10.0.0.3", port: 80 },
+      { kind: "state", slot: 3, state: "ready" },
+      { kind: "state", slot: 1, state: "maint" },
+    ]);
+  });
+
   test("applyChange follows the plan to the desired picture", () => {
     const have = applied([1, { ip: "10.0.0.9", port: 80, state: "ready" }]);
     const want = desired([1, ready("10.0.0.1", 80)], [3, draining("10.0.0.3", 81)]);

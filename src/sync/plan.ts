@@ -20,9 +20,10 @@ export type SlotChange =
   | { readonly kind: "del"; readonly slot: number };
 
 /**
- * Changes for one backend, slot by slot in ascending order. A new endpoint gets its address
- * first, then its state, so it never serves at an old address. A slot that nothing wants goes
- * to maint and keeps its old address (harmless, and one command instead of two).
+ * Changes for one backend: arriving and changed endpoints slot by slot, then leaving ones. A
+ * new endpoint gets its address first, then its state, so it never serves at an old address.
+ * A slot that nothing wants goes to maint and keeps its old address (harmless, and one
+ * command instead of two).
  * `slots` lists every slot number the backend has, plus dynamic ones to create (those have no
  * applied entry yet). A dynamic server goes to maint first and is deleted at a later flush,
  * once maint is confirmed, so its connections are never cut by the deletion.
@@ -33,14 +34,18 @@ export function planBackend(
   desired: ReadonlyMap<number, Endpoint>,
   dynamic: ReadonlySet<number> = new Set(),
 ): SlotChange[] {
+  // Endpoints coming in are planned before endpoints going out: the commands run in order, so
+  // when a Service's only pod is replaced, the new one is ready before the old one leaves and
+  // no connection arrives while the backend has no server.
   const changes: SlotChange[] = [];
+  const leaving: SlotChange[] = [];
   for (const slot of slots) {
     const want = desired.get(slot);
     const have = applied.get(slot);
     if (want === undefined) {
       if (have !== undefined && have.state === "maint") {
-        if (dynamic.has(slot)) changes.push({ kind: "del", slot });
-      } else if (have !== undefined || !dynamic.has(slot)) changes.push({ kind: "state", slot, state: "maint" });
+        if (dynamic.has(slot)) leaving.push({ kind: "del", slot });
+      } else if (have !== undefined || !dynamic.has(slot)) leaving.push({ kind: "state", slot, state: "maint" });
       continue;
     }
     if (have === undefined && dynamic.has(slot)) {
@@ -50,7 +55,7 @@ export function planBackend(
     }
     if (have === undefined || have.state !== want.state) changes.push({ kind: "state", slot, state: want.state });
   }
-  return changes;
+  return changes.concat(leaving);
 }
 
 /** The applied picture of a slot after `change` succeeded; undefined once deleted. */
