@@ -68,6 +68,8 @@ const run = defineCommand({
       const sidecar = startSidecar(options, { log, env: process.env });
       const signal = await untilSignal();
       log.info(`${signal}: stopping`);
+      // A client-node watch that was reconnecting can outlive stop(): never hang on it.
+      setTimeout(() => process.exit(0), 5_000).unref();
       await sidecar.stop();
     }),
 });
