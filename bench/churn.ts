@@ -12,9 +12,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { reloadCount } from "../src/haproxy/master.ts";
 import type { PodEndpoint } from "../src/sim/objects.ts";
-import { startGracefulPod, type GracefulPod, type StopReport } from "./lib/pod.ts";
+import { startGracefulPod, type GracefulPod, type StopReport } from "../src/sim/graceful-pod.ts";
 import type { Scenario, ScenarioContext, ScenarioResult } from "./lib/report.ts";
-import { appliedIps, nextApplied, startLoad, startWorld, type LoadResult } from "./lib/world.ts";
+import { startLoad, type LoadResult } from "../src/sim/load.ts";
+import { appliedIps, nextApplied, startWorld } from "../src/sim/world.ts";
 
 /** The pod's grace period after its "SIGTERM" (Kubernetes' default is 30 s). */
 const GRACE_MS = 2_000;

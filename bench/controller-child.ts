@@ -19,7 +19,7 @@ import { bootstrapConfig, makeClusterWatch, translateOptions } from "../src/boot
 import { silentLogger } from "../src/log.ts";
 import { Proxier } from "../src/proxier.ts";
 import { startSidecar } from "../src/sidecar.ts";
-import { appliedIps, fastOptions, nextApplied } from "./lib/world.ts";
+import { appliedIps, fastOptions, nextApplied } from "../src/sim/world.ts";
 
 interface ChildArgs {
   readonly mode: "startup" | "sidecar";

@@ -37,11 +37,11 @@ import { startSimulatedCluster } from "../src/sim/cluster.ts";
 import { startHaproxy } from "../src/sim/haproxy.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
 import { freePort } from "../src/sim/pods.ts";
-import { startGracefulPods } from "./lib/pod.ts";
+import { startGracefulPods } from "../src/sim/graceful-pod.ts";
 import type { Scenario, ScenarioContext, ScenarioResult } from "./lib/report.ts";
 import { formatMs, summarize, type Summary } from "./lib/stats.ts";
 import { cdfSvg } from "./lib/svg.ts";
-import { appliedIps, fastOptions, startWorld, type BenchWorld } from "./lib/world.ts";
+import { appliedIps, fastOptions, startWorld, type World } from "../src/sim/world.ts";
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli.ts");
 
@@ -82,7 +82,7 @@ function probe(port: number, timeoutMs = 2_000): Promise<Answer> {
 }
 
 /** Resolves with performance.now() at the engine's next "applied" that leaves exactly `ip` ready. */
-function appliedWith(world: BenchWorld, ip: string, timeoutMs = 10_000): Promise<number> {
+function appliedWith(world: World, ip: string, timeoutMs = 10_000): Promise<number> {
   const { sidecar, backend } = world;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -110,7 +110,7 @@ interface AckSamples {
 }
 
 /** (a): nothing but the change itself runs in the process while a sample is taken. */
-async function measureAck(world: BenchWorld, samples: number, log: (line: string) => void): Promise<AckSamples> {
+async function measureAck(world: World, samples: number, log: (line: string) => void): Promise<AckSamples> {
   const [a, b] = world.pods as [typeof world.pods[0], typeof world.pods[0]];
   const out: AckSamples = { total: [], watch: [], proxier: [], engine: [] };
   let t1 = 0;

@@ -14,7 +14,8 @@ import { startPod } from "../src/sim/pods.ts";
 import { filledBackend, reloadPerChange } from "./lib/reload-baseline.ts";
 import type { Scenario, ScenarioContext, ScenarioResult } from "./lib/report.ts";
 import { formatMs, summarize } from "./lib/stats.ts";
-import { appliedIps, nextApplied, startLoad, startWorld, type LoadResult } from "./lib/world.ts";
+import { startLoad, type LoadResult } from "../src/sim/load.ts";
+import { appliedIps, nextApplied, startWorld } from "../src/sim/world.ts";
 
 export const reloadVsRuntimeScenario: Scenario = {
   name: "reload-vs-runtime",

@@ -2,68 +2,20 @@
 // configurations, long-lived connections. Real HAProxy, the sidecar in process, real clients.
 
 import assert from "node:assert/strict";
-import { Agent, request } from "node:http";
 import { connect } from "node:net";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { reloadCount } from "../src/haproxy/master.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
 import { freePort, get, startPods } from "../src/sim/pods.ts";
+import { startLoad } from "../src/sim/load.ts";
 import { waitFor } from "./helpers.ts";
 import { world } from "./world.ts";
-
-/** Clients hammering `url` until stopped: fresh connections and keep-alive ones. Counts failures. */
-function load(url: string): { stop(): Promise<{ sent: number; failed: number; errors: string[] }> } {
-  let running = true;
-  let sent = 0;
-  let failed = 0;
-  const errors: string[] = [];
-  const one = (agent: Agent | false): Promise<void> =>
-    new Promise((resolve) => {
-      sent++;
-      const req = request(url, { agent, timeout: 5_000 }, (res) => {
-        res.resume();
-        res.on("end", () => {
-          if (res.statusCode !== 200) {
-            failed++;
-            errors.push(`HTTP ${res.statusCode}`);
-          }
-          resolve();
-        });
-      });
-      req.on("error", (error) => {
-        failed++;
-        errors.push(error.message);
-        resolve();
-      });
-      req.end();
-    });
-  const loops: Promise<void>[] = [];
-  const agents: Agent[] = [];
-  for (let i = 0; i < 3; i++) {
-    loops.push((async () => {
-      while (running) await one(false);
-    })());
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    agents.push(agent);
-    loops.push((async () => {
-      while (running) await one(agent);
-    })());
-  }
-  return {
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      for (const agent of agents) agent.destroy();
-      return { sent, failed, errors: errors.slice(0, 5) };
-    },
-  };
-}
 
 for (const mode of ["tcp", "http"] as const) {
   test(`20 structural reloads under load in ${mode} mode: no failed request, state equal after each`, async (t) => {
     const w = await world(t, mode);
-    const traffic = load(w.url);
+    const traffic = startLoad(w.url);
     for (let i = 1; i <= 20; i++) {
       // A Service port appears or goes away: structure.
       if (i % 2 === 1) w.cluster.api.upsert("services", makeService("default", "extra", [{ port: await freePort() }]));

@@ -1,22 +1,22 @@
-// The whole system in one process for the bench (a copy of test/world.ts's wiring, without
-// node:test): simulated API server → real informers → sidecar → real HAProxy, loopback pods
-// that stop gracefully (lib/pod.ts).
+// The whole system in one process, for the tests, the bench and the demo's kind of use: the
+// simulated API server with one Service "default/web", the bootstrap configuration rendered by
+// the real code, a real HAProxy from it, the sidecar in process, and loopback pods that stop
+// gracefully (graceful-pod.ts).
 
 import { mkdtemp, rm } from "node:fs/promises";
-import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { renderFromCluster } from "../../src/bootstrap.ts";
-import { silentLogger } from "../../src/log.ts";
-import { resolveOptions, type Options } from "../../src/options.ts";
-import { startSidecar, type Sidecar } from "../../src/sidecar.ts";
-import { startSimulatedCluster, type SimulatedCluster } from "../../src/sim/cluster.ts";
-import { startHaproxy, type HaproxyProcess } from "../../src/sim/haproxy.ts";
-import { makeService, makeSlice, type PodEndpoint } from "../../src/sim/objects.ts";
-import { freePort } from "../../src/sim/pods.ts";
-import { startGracefulPods, type GracefulPod } from "./pod.ts";
+import { renderFromCluster } from "../bootstrap.ts";
+import { silentLogger } from "../log.ts";
+import { resolveOptions, type Options, type RawFlags } from "../options.ts";
+import { startSidecar, type Sidecar } from "../sidecar.ts";
+import { startSimulatedCluster, type SimulatedCluster } from "./cluster.ts";
+import { startHaproxy, type HaproxyProcess } from "./haproxy.ts";
+import { makeService, makeSlice, type PodEndpoint } from "./objects.ts";
+import { freePort } from "./pods.ts";
+import { startGracefulPods, type GracefulPod } from "./graceful-pod.ts";
 
-export interface BenchWorld {
+export interface World {
   readonly dir: string;
   readonly cluster: SimulatedCluster;
   readonly haproxy: HaproxyProcess;
@@ -40,9 +40,12 @@ export interface WorldOptions {
   /** Second octet of the pods' 127.x.y.z addresses. */
   readonly base: number;
   readonly slots?: number;
+  /** Flags over the fast defaults below (metrics address, …). */
+  readonly flags?: RawFlags;
 }
 
-export function fastOptions(dir: string, kubeconfig: string, slots: number): Options {
+/** Options for a world in `dir`: its own sockets, no extra listeners, reloads at once. */
+export function fastOptions(dir: string, kubeconfig: string, slots: number, flags: RawFlags = {}): Options {
   return resolveOptions({
     kubeconfig,
     config: join(dir, "haproxy.cfg"),
@@ -54,11 +57,12 @@ export function fastOptions(dir: string, kubeconfig: string, slots: number): Opt
     "healthz-bind-address": "",
     "min-reload-period": "0s",
     slots: String(slots),
+    ...flags,
   });
 }
 
-export async function startWorld(o: WorldOptions): Promise<BenchWorld> {
-  const dir = await mkdtemp(join(tmpdir(), "kh-bench-world-"));
+export async function startWorld(o: WorldOptions): Promise<World> {
+  const dir = await mkdtemp(join(tmpdir(), "kh-world-"));
   const cleanups: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -76,7 +80,7 @@ export async function startWorld(o: WorldOptions): Promise<BenchWorld> {
     const setEndpoints = (endpoints: readonly PodEndpoint[]): void =>
       void cluster.api.upsert("endpointslices", makeSlice("default", "web", "web-1", endpoints, [{ port: pods[0]!.port }]));
     setEndpoints(pods.map((p) => ({ ip: p.ip })));
-    const options = fastOptions(dir, cluster.kubeconfig, o.slots ?? 16);
+    const options = fastOptions(dir, cluster.kubeconfig, o.slots ?? 16, o.flags);
     await renderFromCluster(options, silentLogger, {});
     const haproxy = await startHaproxy({ dir, configPath: options.config });
     cleanups.push(() => haproxy.stop());
@@ -114,66 +118,4 @@ export function nextApplied(sidecar: Sidecar, backend: string, check: () => bool
 export function appliedIps(sidecar: Sidecar, backend: string, state: string): string[] {
   const applied = sidecar.engine.applied(backend);
   return applied ? [...applied.values()].filter((slot) => slot.state === state).map((slot) => slot.ip) : [];
-}
-
-export interface ClientCounts {
-  readonly sent: number;
-  readonly failed: number;
-  readonly errors: readonly string[];
-}
-
-export interface LoadResult extends ClientCounts {
-  /** The same, per kind of client: a new connection per request, or one keep-alive connection. */
-  readonly newConnection: ClientCounts;
-  readonly keepAlive: ClientCounts;
-}
-
-/** HTTP clients hammering `url` until stopped: `clients` on new connections and `clients` keep-alive. */
-export function startLoad(url: string, clients = 3): { stop(): Promise<LoadResult> } {
-  let running = true;
-  const counts = { newConnection: { sent: 0, failed: 0, errors: [] as string[] }, keepAlive: { sent: 0, failed: 0, errors: [] as string[] } };
-  const one = (agent: Agent | false): Promise<void> =>
-    new Promise((resolve) => {
-      const c = agent ? counts.keepAlive : counts.newConnection;
-      c.sent++;
-      const req = request(url, { agent, timeout: 5_000 }, (res) => {
-        res.resume();
-        res.on("end", () => {
-          if (res.statusCode !== 200) {
-            c.failed++;
-            c.errors.push(`HTTP ${res.statusCode}`);
-          }
-          resolve();
-        });
-      });
-      req.on("timeout", () => req.destroy(new Error("timeout")));
-      req.on("error", (error) => {
-        c.failed++;
-        c.errors.push(error.message);
-        resolve();
-      });
-      req.end();
-    });
-  const loops: Promise<void>[] = [];
-  const agents: Agent[] = [];
-  for (let i = 0; i < clients; i++) {
-    loops.push((async () => {
-      while (running) await one(false);
-    })());
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    agents.push(agent);
-    loops.push((async () => {
-      while (running) await one(agent);
-    })());
-  }
-  const summary = (c: { sent: number; failed: number; errors: string[] }): ClientCounts => ({ sent: c.sent, failed: c.failed, errors: [...new Set(c.errors)].slice(0, 5) });
-  return {
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      for (const agent of agents) agent.destroy();
-      const [n, k] = [summary(counts.newConnection), summary(counts.keepAlive)];
-      return { sent: n.sent + k.sent, failed: n.failed + k.failed, errors: [...new Set([...n.errors, ...k.errors])].slice(0, 5), newConnection: n, keepAlive: k };
-    },
-  };
 }

@@ -1,10 +1,10 @@
-// bench/lib/pod.ts: a pod that stops like an application on SIGTERM.
+// src/sim/graceful-pod.ts: a pod that stops like an application on SIGTERM.
 
 import assert from "node:assert/strict";
 import { Agent, request } from "node:http";
 import { connect } from "node:net";
 import { test } from "node:test";
-import { startGracefulPod } from "../bench/lib/pod.ts";
+import { startGracefulPod } from "../src/sim/graceful-pod.ts";
 
 function get(url: string, agent: Agent | false): Promise<{ body: string; connection: string | undefined }> {
   return new Promise((resolve, reject) => {

@@ -16,7 +16,7 @@
 
 import { createServer as createHttpServer, type ServerResponse } from "node:http";
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
-import { freePort } from "../../src/sim/pods.ts";
+import { freePort } from "./pods.ts";
 
 export interface GracefulPod {
   readonly ip: string;
