@@ -8,8 +8,9 @@ import { KubeHaproxyError } from "../errors.ts";
 /**
  * Sends one command to the master CLI and returns its whole answer. The master answers and
  * closes only after the client half-closes its side, hence `end(command)`. While the master
- * re-executes (a reload) its socket refuses connections for a moment: a refused connection
- * delivered nothing, so it is retried until `timeoutMs`.
+ * re-executes (a reload) or starts, its socket refuses or resets connections for a moment: a
+ * refused connection delivered nothing, so it is retried until `timeoutMs`; a reset one may have
+ * delivered the command, so only `show …` commands (which change nothing) are retried then.
  */
 export async function masterCommand(path: string, command: string, timeoutMs = 5_000): Promise<string> {
   if (/[\n\r;]/.test(command)) throw new KubeHaproxyError("E_INVALID_IDENTIFIER", `bad master command: ${JSON.stringify(command)}`);
@@ -19,7 +20,8 @@ export async function masterCommand(path: string, command: string, timeoutMs = 5
       return await masterOnce(path, command, timeoutMs);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if ((code !== "ECONNREFUSED" && code !== "ENOENT" && code !== "EAGAIN") || performance.now() > deadline) throw error;
+      const retry = code === "ECONNREFUSED" || code === "ENOENT" || code === "EAGAIN" || (code === "ECONNRESET" && command.startsWith("show "));
+      if (!retry || performance.now() > deadline) throw error;
       await sleep(25);
     }
   }
