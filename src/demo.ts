@@ -162,7 +162,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     events.splice(0, events.length - 5); // the last five
   };
   try {
-    const cluster = await startSimulatedCluster(dir);
+    // HTTPS like a real cluster when openssl is there to make a CA; plain loopback HTTP if not,
+    // so that HAProxy is the demo's only requirement.
+    const cluster = await startSimulatedCluster(dir).catch(() => startSimulatedCluster(dir, { tls: false }));
     cleanup.push(() => cluster.stop());
     cleanup.push(() => Promise.all([...services.flatMap((s) => s.pods.map((p) => p.pod)), ...retiring].map((pod) => pod.stop())));
     // One slice per Service, rewritten whole; its trigger time is the write's own time.

@@ -3,7 +3,9 @@
 
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, symlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { test } from "node:test";
 import { renderHeader, renderView, runDemo, type DemoView } from "../src/demo.ts";
@@ -61,6 +63,22 @@ test("runDemo without haproxy on the PATH: one clear message", async () => {
     });
   } finally {
     process.env.PATH = path;
+  }
+});
+
+test("runDemo with HAProxy but no openssl: falls back to a plain-HTTP API server and works", async () => {
+  const bin = await mkdtemp(join(tmpdir(), "kh-demo-path-"));
+  const haproxy = [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/sbin"].map((dir) => join(dir, "haproxy")).find((file) => existsSync(file))!;
+  await symlink(haproxy, join(bin, "haproxy"));
+  const path = process.env.PATH;
+  process.env.PATH = bin;
+  try {
+    const summary = await runDemo({ stdout: new PassThrough(), durationMs: 2_500 });
+    assert.ok(summary.changes > 0, JSON.stringify(summary));
+    assert.equal(summary.failedRequests, 0);
+  } finally {
+    process.env.PATH = path;
+    await rm(bin, { recursive: true, force: true });
   }
 });
 
