@@ -53,3 +53,14 @@ test("start() resolves only once both initial lists arrived, even if the first l
   await watch.start();
   assert.deepEqual(watch.services().map((s) => s.metadata!.name), ["early"]);
 });
+
+test("lists page through large collections (limit/continue) from one snapshot", async (t) => {
+  const { cluster, watch } = await setup(t, 0);
+  for (let i = 0; i < 1_234; i++) cluster.api.upsert("services", makeService("bulk", `svc-${i}`, [{ port: 80 }]));
+  const before = cluster.api.stats().services.lists;
+  await watch.start();
+  assert.equal(watch.services().length, 1_234);
+  assert.equal(cluster.api.stats().services.lists - before, 3, "pages of 500");
+  // Plain JSON, as watch events are: no class instances with every optional field.
+  assert.equal(Object.getPrototypeOf(watch.services()[0]), Object.prototype);
+});

@@ -7,8 +7,9 @@
 // stays connected but delivers nothing is restarted after --watch-stall-timeout.
 
 import { EventEmitter } from "node:events";
-import { CoreV1Api, DiscoveryV1Api, makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache, type V1EndpointSlice, type V1Service } from "@kubernetes/client-node";
+import { makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache, type V1EndpointSlice, type V1Service } from "@kubernetes/client-node";
 import type { Logger } from "../log.ts";
+import { listAll, type ListResult } from "./list.ts";
 import { TokenBucket } from "./token-bucket.ts";
 
 export type WatchEventType = "add" | "update" | "delete";
@@ -46,25 +47,26 @@ export class ClusterWatch extends EventEmitter<Events> {
   constructor(options: ClusterWatchOptions) {
     super();
     const limiter = new TokenBucket(options.qps ?? 5, options.burst ?? 10);
-    const core = options.kubeConfig.makeApiClient(CoreV1Api);
-    const discovery = options.kubeConfig.makeApiClient(DiscoveryV1Api);
+    const { kubeConfig } = options;
     const ns = options.namespace;
     const labelSelector = options.serviceSelector || undefined;
     const common = { ...options, limiter };
+    const servicesPath = ns ? `/api/v1/namespaces/${encodeURIComponent(ns)}/services` : "/api/v1/services";
+    const slicesPath = ns ? `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(ns)}/endpointslices` : "/apis/discovery.k8s.io/v1/endpointslices";
     this.#services = new ResourceWatch<V1Service>({
       ...common,
       resource: "services",
-      path: ns ? `/api/v1/namespaces/${encodeURIComponent(ns)}/services` : "/api/v1/services",
+      path: servicesPath,
       labelSelector,
-      list: () => (ns ? core.listNamespacedService({ namespace: ns, labelSelector }) : core.listServiceForAllNamespaces({ labelSelector })),
+      list: () => listAll<V1Service>(kubeConfig, servicesPath, labelSelector),
       emit: (type, obj) => this.emit("service", type, obj),
       restarted: (reason) => this.emit("restart", "services", reason),
     });
     this.#slices = new ResourceWatch<V1EndpointSlice>({
       ...common,
       resource: "endpointslices",
-      path: ns ? `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(ns)}/endpointslices` : "/apis/discovery.k8s.io/v1/endpointslices",
-      list: () => (ns ? discovery.listNamespacedEndpointSlice({ namespace: ns }) : discovery.listEndpointSliceForAllNamespaces()),
+      path: slicesPath,
+      list: () => listAll<V1EndpointSlice>(kubeConfig, slicesPath),
       emit: (type, obj) => this.emit("endpointslice", type, obj),
       restarted: (reason) => this.emit("restart", "endpointslices", reason),
     });
@@ -95,7 +97,7 @@ interface ResourceWatchOptions<T extends KubernetesObject> {
   readonly path: string;
   readonly labelSelector?: string;
   readonly limiter: TokenBucket;
-  readonly list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>;
+  readonly list: () => Promise<ListResult<T>>;
   readonly emit: (type: WatchEventType, obj: T) => void;
   readonly restarted: (reason: string) => void;
   readonly stallTimeoutMs?: number;
@@ -120,7 +122,7 @@ class ResourceWatch<T extends KubernetesObject> {
   constructor(options: ResourceWatchOptions<T>) {
     this.#options = options;
     this.#listed = new Promise((resolve) => (this.#markListed = resolve));
-    const list = async (): Promise<{ items: T[]; metadata?: { resourceVersion?: string } }> => {
+    const list = async (): Promise<ListResult<T>> => {
       await options.limiter.take();
       const result = await options.list();
       this.#markListed();

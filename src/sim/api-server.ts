@@ -9,9 +9,10 @@
 //   moving an object out of (into) the selection is sent as DELETED (ADDED);
 // - fault injection (dropped, stalled and expired watches, failing requests) and counters.
 //
-// `limit` and `continue` are ignored: a list always returns every item in one page and never
-// sets metadata.continue, which is a valid answer for a client that paginates and all an
-// informer needs.
+// `limit` and `continue` paginate a list as the real apiserver does: every page comes from
+// the snapshot the first page was taken at (kept until the last page is served), and all
+// pages report that snapshot's resourceVersion. An unknown continue token gets 410 Gone. A
+// list without `limit` returns every item in one page.
 
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
@@ -89,6 +90,8 @@ export class FakeApiServer {
   /** A watch from version N is served iff N >= this: every event after N is still retained. */
   readonly #minWatchRv: Record<Kind, number> = { services: 0, endpointslices: 0 };
   readonly #streams = new Set<WatchStream>();
+  // Paginated lists in progress: continue token → the rest of the snapshot and its version.
+  readonly #pages = new Map<string, { items: Obj[]; rv: number }>();
   #paused = false;
   #failures = { left: 0, status: 500 };
   readonly #counts: Record<Kind, RequestCounts> = { services: { lists: 0, watches: 0 }, endpointslices: { lists: 0, watches: 0 } };
@@ -270,8 +273,18 @@ export class FakeApiServer {
 
     if (!watch) {
       const { apiVersion, kind: itemKind } = KINDS[kind];
-      const items = this.#sorted(kind).filter(filter);
-      return sendJson(res, 200, { kind: `${itemKind}List`, apiVersion, metadata: { resourceVersion: String(this.#rv) }, items });
+      const token = q.get("continue");
+      const snapshot = token ? this.#pages.get(token) : { items: this.#sorted(kind).filter(filter), rv: this.#rv };
+      if (token) this.#pages.delete(token);
+      if (!snapshot) return sendStatus(res, 410, "continue token expired or unknown");
+      const limit = Number(q.get("limit") ?? 0);
+      const items = limit > 0 ? snapshot.items.slice(0, limit) : snapshot.items;
+      const metadata: { resourceVersion: string; continue?: string } = { resourceVersion: String(snapshot.rv) };
+      if (items.length < snapshot.items.length) {
+        metadata.continue = randomUUID();
+        this.#pages.set(metadata.continue, { items: snapshot.items.slice(items.length), rv: snapshot.rv });
+      }
+      return sendJson(res, 200, { kind: `${itemKind}List`, apiVersion, metadata, items });
     }
     this.#watch(kind, q, filter, res);
   }
