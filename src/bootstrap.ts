@@ -4,6 +4,7 @@
 import type { Logger } from "./log.ts";
 import type { Options } from "./options.ts";
 import { Proxier } from "./proxier.ts";
+import { parseSocketAddress } from "./haproxy/address.ts";
 import { writeConfigAtomically } from "./haproxy/config-file.ts";
 import { renderConfig, type RenderOptions } from "./haproxy/render.ts";
 import { loadKubeConfig } from "./kube/kubeconfig.ts";
@@ -24,10 +25,11 @@ export function translateOptions(options: Options): TranslateOptions {
 }
 
 export function renderOptions(options: Options): RenderOptions {
-  const stats = /^\[?([^\]]*?)\]?:(\d+)$/.exec(options.statsBindAddress);
+  // Validated as host:port by options.ts; empty means no stats frontend.
+  const stats = options.statsBindAddress === "" ? undefined : parseSocketAddress(options.statsBindAddress);
   return {
     runtimeSocket: options.socket,
-    stats: stats ? { bind: { address: stats[1]!, port: Number(stats[2]) }, user: options.user, passwd: options.passwd } : undefined,
+    stats: stats && "host" in stats ? { bind: { address: stats.host, port: stats.port }, user: options.user, passwd: options.passwd } : undefined,
   };
 }
 

@@ -104,7 +104,7 @@ const demo = defineCommand({
   run: () =>
     guarded(async () => {
       const abort = new AbortController();
-      for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => abort.abort());
+      void untilSignal().then(() => abort.abort());
       const summary = await runDemo({ stdout: process.stdout, signal: abort.signal });
       process.stdout.write(`\n${summary.changes} changes applied (p50 ${summary.p50Ms} ms, p99 ${summary.p99Ms} ms), ${summary.reloads} reloads, ${summary.requests} requests, ${summary.failedRequests} failed\n`);
     }),

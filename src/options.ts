@@ -5,6 +5,7 @@
 
 import { isIP } from "node:net";
 import { KubeHaproxyError } from "./errors.ts";
+import { parseSocketAddress } from "./haproxy/address.ts";
 import { ALGORITHMS, type ProxyMode } from "./kube/translate.ts";
 import type { LogFormat, LogLevel } from "./log.ts";
 
@@ -125,11 +126,16 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}): Op
     if (!(values as readonly string[]).includes(value)) throw bad(flag, `must be one of ${values.join(", ")}, not ${JSON.stringify(value)}`);
     return value as T;
   };
+  // host:port with an IP address, as the runtime socket's TCP form is read (haproxy/address.ts).
+  const listenPorts: number[] = [];
   const hostPort = (flag: FlagName): string => {
     const value = text(flag);
     if (value === "") return value;
-    const match = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(value);
-    if (!match || isIP(match[1]!) === 0 || Number(match[2]) > 65535) throw bad(flag, `must be host:port with an IP address, not ${JSON.stringify(value)}`);
+    const parsed = parseSocketAddress(value);
+    if (!("host" in parsed) || value.startsWith(":") || isIP(parsed.host) === 0 || parsed.port > 65535) {
+      throw bad(flag, `must be host:port with an IP address, not ${JSON.stringify(value)}`);
+    }
+    listenPorts.push(parsed.port);
     return value;
   };
 
@@ -156,11 +162,11 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}): Op
     if (!range || from < 1 || to > 65535 || from > to) throw bad("reserved-ports", `must be ports and ranges like 22,10248-10260, not ${JSON.stringify(part)}`);
     for (let port = from; port <= to; port++) reservedPorts.add(port);
   }
+  const statsBindAddress = hostPort("stats-bind-address");
+  const metricsBindAddress = hostPort("metrics-bind-address");
+  const healthzBindAddress = hostPort("healthz-bind-address");
   // Our own listeners share the node's network with every frontend.
-  for (const flag of ["stats-bind-address", "metrics-bind-address", "healthz-bind-address"] as const) {
-    const port = Number(/:(\d+)$/.exec(text(flag))?.[1] ?? 0);
-    if (port > 0) reservedPorts.add(port);
-  }
+  for (const port of listenPorts) if (port > 0) reservedPorts.add(port);
 
   return {
     kubeconfig: get("kubeconfig") || undefined,
@@ -175,7 +181,7 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}): Op
     configSyncPeriodMs: duration("config-sync-period"),
     minReloadPeriodMs: duration("min-reload-period"),
     bindAddress,
-    statsBindAddress: hostPort("stats-bind-address"),
+    statsBindAddress,
     user,
     passwd,
     kubeApiQps: qps,
@@ -184,8 +190,8 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}): Op
     serviceProxyName: get("service-proxy-name") || undefined,
     reservedPorts,
     watchStallTimeoutMs: duration("watch-stall-timeout"),
-    metricsBindAddress: hostPort("metrics-bind-address"),
-    healthzBindAddress: hostPort("healthz-bind-address"),
+    metricsBindAddress,
+    healthzBindAddress,
     haproxyBinary: text("haproxy-binary"),
     logLevel: oneOf("log-level", ["error", "warn", "info", "debug"] as const),
     logFormat: oneOf("log-format", ["text", "json"] as const),

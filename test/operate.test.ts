@@ -51,8 +51,11 @@ test("metrics and health of a running sidecar", async (t) => {
 
   // HAProxy gone: the runtime socket is down, health says so.
   await w.haproxy.kill();
-  await waitFor(async () => (await fetchText(server.healthUrl)).status === 503, 5_000, "503 once HAProxy is gone");
-  assert.match(JSON.parse((await fetchText(server.healthUrl)).body).reason, /not connected/);
+  const down = await waitFor(async () => {
+    const reply = await fetchText(server.healthUrl);
+    return reply.status === 503 ? reply : undefined;
+  }, 5_000, "503 once HAProxy is gone");
+  assert.match(JSON.parse(down.body).reason, /not connected/);
   // …but the sidecar itself is alive: restarting it would not bring HAProxy back.
   assert.equal((await fetchText(server.healthUrl.replace("/healthz", "/livez"))).status, 200);
   assert.ok(w.sidecar.metrics.runtimeReconnects.get() >= 0);
