@@ -184,13 +184,13 @@ test("render ends: an unreachable API server after --timeout with exit 1 and the
   const dir = await tempDir(t);
   const kubeconfig = join(dir, "kubeconfig");
   await writeKubeconfig(kubeconfig, { server: `http://127.0.0.1:${await closedPort()}` });
-  const unreachable = await runCli(["render", "--kubeconfig", kubeconfig, "--config", join(dir, "h.cfg"), "--timeout", "2s"], { timeoutMs: 20_000 });
+  const unreachable = await runCli(["render", "--kubeconfig", kubeconfig, "--config", join(dir, "h.cfg"), "--timeout", "4s"], { timeoutMs: 20_000 });
   assert.equal(unreachable.code, 1, unreachable.stderr);
   const lines = unreachable.stderr.trimEnd().split("\n");
   // The watch retried several times meanwhile (0.5 s, 1 s, …): said once, then the final error.
   assert.equal(lines.length, 2, unreachable.stderr);
   assert.match(lines[0]!, /WARN {2}waiting for the API server at http:\/\/127\.0\.0\.1:\d+ to list Services and EndpointSlices: .*ECONNREFUSED/);
-  assert.match(lines[1]!, /^kube-haproxy: no lists from the API server at http:\/\/127\.0\.0\.1:\d+ within --timeout 2s; last error: connect ECONNREFUSED 127\.0\.0\.1:\d+$/);
+  assert.match(lines[1]!, /^kube-haproxy: no lists from the API server at http:\/\/127\.0\.0\.1:\d+ within --timeout 4s; last error: connect ECONNREFUSED 127\.0\.0\.1:\d+$/);
   assert.equal(existsSync(join(dir, "h.cfg")), false);
 
   // The fake API server answers 401 to a wrong token: no retry can cure that.

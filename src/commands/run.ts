@@ -27,10 +27,12 @@ export async function run({ options, log, label }: Setup, env: NodeJS.ProcessEnv
       throw badOption(label("config"), `${options.config} ${problem.text}: ${flag}pass --take-over to rewrite it`);
     }
   }
+  // Listening before anything starts: a SIGTERM during the start is a clean stop too.
+  const stopSignal = untilSignal();
   const waiting = apiWait(log, { server, reportEveryMs: WAIT_REPORT_MS });
   const sidecar = startSidecar(options, { log: waiting.log, env });
   void sidecar.started.then(() => waiting.done());
-  const signal = await untilSignal();
+  const signal = await stopSignal;
   log.info(`${signal}: stopping`);
   // A client-node watch that was reconnecting can outlive stop(): never hang on it.
   setTimeout(() => process.exit(0), 5_000).unref();
