@@ -21,6 +21,7 @@ export function translateOptions(options: Options): TranslateOptions {
     minSlots: options.slots,
     serviceProxyName: options.serviceProxyName,
     reservedPorts: options.reservedPorts,
+    onlyLabelled: options.expose === "labelled",
   };
 }
 
@@ -38,7 +39,7 @@ export function makeClusterWatch(options: Options, log: Logger, env: NodeJS.Proc
     kubeConfig: loadKubeConfig(options.kubeconfig, env),
     log,
     namespace: options.namespace,
-    serviceSelector: serviceLabelSelector(options.serviceProxyName),
+    serviceSelector: serviceLabelSelector(options.serviceProxyName, options.expose === "labelled"),
     qps: options.kubeApiQps,
     burst: options.kubeApiBurst,
     stallTimeoutMs: options.watchStallTimeoutMs,

@@ -1,119 +1,133 @@
-#!/usr/bin/env node
-// The command line: `kube-haproxy [run]`, `render`, `status`, `demo`. Flags are defined once in
-// options.ts; this file only maps them to citty, builds the logger, and handles signals.
+// The command line: `kube-haproxy [run]`, `render`, `status`, `demo`, `version`. The flags are
+// defined once in options.ts and read strictly (args.ts). Each command's module is imported
+// only when that command runs: `--version` and `--help` load almost nothing, and run, render
+// and status never load the demo or the simulated cluster (test/cli.test.ts holds it).
+// Exit codes: 0 done, 2 a usage or configuration error (one line), 1 anything else (one line;
+// `--log-level debug` adds the stack).
 
-import { defineCommand, runMain, type ArgsDef } from "citty";
+import { readFileSync } from "node:fs";
+import { closest, commandUsage, mainUsage, parseArgs, type CommandSpec, type FlagSpec } from "./args.ts";
 import { KubeHaproxyError, isKubeHaproxyError } from "./errors.ts";
-import { createLogger } from "./log.ts";
-import { FLAGS, envName, redacted, resolveOptions, type Options, type RawFlags } from "./options.ts";
-import { renderFromCluster } from "./bootstrap.ts";
-import { startSidecar } from "./sidecar.ts";
-import { formatTable, readStatus } from "./status.ts";
-import { runDemo } from "./demo.ts";
+import { FLAGS, envName, flagsOf, type FlagCommand, type FlagName } from "./options.ts";
+import type { CommandInput, Setup } from "./commands/setup.ts";
 
-const flagArgs: ArgsDef = Object.fromEntries(
-  Object.entries(FLAGS).map(([name, flag]) => [
+interface Command extends CommandSpec {
+  readonly run: (input: CommandInput) => Promise<void>;
+}
+
+function flagSpec(name: FlagName): FlagSpec {
+  const flag: { description: string; default?: string; alias?: string; boolean?: true } = FLAGS[name];
+  return { name, description: flag.description, default: flag.default, alias: flag.alias, boolean: flag.boolean, env: envName(name) };
+}
+
+const PROGRAM = "kube-haproxy";
+const ABOUT = "A kube-proxy replacement with HAProxy as the data plane, never reloaded for endpoint changes";
+
+function version(): string {
+  return (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
+type SidecarBody = (ready: Setup, env: NodeJS.ProcessEnv) => Promise<void>;
+
+/** run and render: options and paths are checked before the command's module loads (a bad flag costs no time). */
+function withSetup(name: FlagCommand, description: string, load: () => Promise<SidecarBody>): Command {
+  return {
     name,
-    {
-      type: "string",
-      description: `${flag.description} [env ${envName(name)}]${"default" in flag ? ` (default: ${flag.default || '""'})` : ""}`,
-      ...("alias" in flag ? { alias: flag.alias } : {}),
+    description,
+    flags: flagsOf(name).map(flagSpec),
+    run: async (input) => {
+      const ready = (await import("./commands/setup.ts")).setup(input, name);
+      await (await load())(ready, input.env);
     },
-  ]),
-);
-
-function optionsFrom(args: Record<string, unknown>): Options {
-  const raw: RawFlags = {};
-  for (const name of Object.keys(FLAGS) as (keyof typeof FLAGS)[]) {
-    const value = args[name];
-    if (typeof value === "string") raw[name] = value;
-  }
-  return resolveOptions(raw, process.env);
+  };
 }
 
-/** Runs a command body; a known error becomes one clear line and a non-zero exit. */
-async function guarded(body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (error) {
-    const message = isKubeHaproxyError(error) ? error.message : (error as Error).stack ?? String(error);
-    process.stderr.write(`kube-haproxy: ${message}\n`);
-    process.exit(isKubeHaproxyError(error, "E_BAD_OPTION") ? 2 : 1);
-  }
-}
-
-/** Options and logger for `run` and `render`; refuses the modes that are not built yet. */
-function setup(args: Record<string, unknown>): { options: Options; log: ReturnType<typeof createLogger> } {
-  const options = optionsFrom(args);
-  if (options.proxyMode !== "onlyfetch") {
-    throw new KubeHaproxyError("E_BAD_OPTION", `--proxy-mode: ${options.proxyMode} is not available yet; use onlyfetch`);
-  }
-  const log = createLogger({ level: options.logLevel, format: options.logFormat });
-  log.debug("options", redacted(options));
-  return { options, log };
-}
-
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => resolve(signal));
-  });
-}
-
-const run = defineCommand({
-  meta: { name: "run", description: "Run the sidecar: follow the cluster and keep HAProxy in sync at runtime (default)" },
-  args: flagArgs,
-  run: ({ args }) =>
-    guarded(async () => {
-      const { options, log } = setup(args);
-      const sidecar = startSidecar(options, { log, env: process.env });
-      const signal = await untilSignal();
-      log.info(`${signal}: stopping`);
-      // A client-node watch that was reconnecting can outlive stop(): never hang on it.
-      setTimeout(() => process.exit(0), 5_000).unref();
-      await sidecar.stop();
-    }),
-});
-
-const render = defineCommand({
-  meta: { name: "render", description: "Write the bootstrap haproxy.cfg for the cluster's current state to --config, then exit" },
-  args: flagArgs,
-  run: ({ args }) =>
-    guarded(async () => {
-      const { options, log } = setup(args);
-      await renderFromCluster(options, log, process.env);
-    }),
-});
-
-const status = defineCommand({
-  meta: { name: "status", description: "Print HAProxy's slots per Service port from the runtime socket; exit 1 if unreachable" },
-  args: {
-    socket: flagArgs.socket!,
-    json: { type: "boolean", description: "JSON for scripts" },
+const COMMANDS: readonly Command[] = [
+  withSetup("run", "Run the sidecar: follow the cluster and keep HAProxy in sync at runtime (the default command)", async () => (await import("./commands/run.ts")).run),
+  withSetup("render", "Write the bootstrap haproxy.cfg for the cluster's current state to --config, then exit", async () => (await import("./commands/render.ts")).render),
+  {
+    name: "status",
+    description: "Print HAProxy's slots per Service port from the runtime socket; exit 1 if unreachable",
+    flags: [...flagsOf("status").map(flagSpec), { name: "json", description: "JSON for scripts", boolean: true }],
+    run: async (input) => (await import("./commands/status.ts")).status(input),
   },
-  run: ({ args }) =>
-    guarded(async () => {
-      const options = resolveOptions({ socket: typeof args.socket === "string" ? args.socket : undefined }, process.env);
-      const rows = await readStatus(options.socket);
-      process.stdout.write(args.json ? `${JSON.stringify(rows, null, 2)}\n` : formatTable(rows));
-    }),
-});
+  {
+    name: "demo",
+    description: "A simulated cluster, a real HAProxy and the real sync path, shown live; Ctrl-C stops it",
+    flags: [],
+    run: async (input) => (await import("./commands/demo.ts")).demo(input),
+  },
+  {
+    name: "version",
+    description: "Print the version",
+    flags: [],
+    run: async () => void process.stdout.write(`${PROGRAM} ${version()}\n`),
+  },
+];
 
-const demo = defineCommand({
-  meta: { name: "demo", description: "A simulated cluster, a real HAProxy and the real sync path, shown live; Ctrl-C stops it" },
-  args: {},
-  run: () =>
-    guarded(async () => {
-      const abort = new AbortController();
-      void untilSignal().then(() => abort.abort());
-      const summary = await runDemo({ stdout: process.stdout, signal: abort.signal });
-      process.stdout.write(`\n${summary.changes} changes applied (p50 ${summary.p50Ms} ms, p99 ${summary.p99Ms} ms), ${summary.reloads} reloads, ${summary.requests} requests, ${summary.failedRequests} failed\n`);
-    }),
-});
+/** Flags of the other commands that this one does not take, with the commands that do. */
+function flagOwners(command: Command): Map<string, string[]> {
+  const owners = new Map<string, string[]>();
+  for (const other of COMMANDS) {
+    if (other === command) continue;
+    for (const flag of other.flags) {
+      if (command.flags.some((own) => own.name === flag.name)) continue;
+      for (const name of [flag.name, ...(flag.alias ? [flag.alias] : [])]) owners.set(name, [...(owners.get(name) ?? []), other.name]);
+    }
+  }
+  return owners;
+}
 
-export const main = defineCommand({
-  meta: { name: "kube-haproxy", version: "0.1.0", description: "A kube-proxy replacement with HAProxy as the data plane, never reloaded for endpoint changes" },
-  subCommands: { run, render, status, demo },
-  default: "run",
-});
+function usageError(message: string): KubeHaproxyError {
+  return new KubeHaproxyError("E_USAGE", message);
+}
 
-await runMain(main);
+/** Set once the flags are read: an unexpected error then shows its stack. */
+let debug = false;
+
+/** Runs the command line; resolves with the exit code. */
+async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const style = { color: process.stdout.isTTY === true && !env.NO_COLOR && env.TERM !== "dumb" };
+  const [first = "run", ...rest] = argv;
+  if (first === "--help" || first === "-h" || first === "help") {
+    process.stdout.write(mainUsage(PROGRAM, `${PROGRAM} ${version()}: ${ABOUT}`, COMMANDS, style));
+    return 0;
+  }
+  if (first === "--version") return main(["version", ...rest], env);
+  if (first.startsWith("-")) {
+    const named = argv.find((arg) => COMMANDS.some((c) => c.name === arg));
+    const fixed = named ? [named, ...argv.filter((arg) => arg !== named)] : ["run", ...argv];
+    throw usageError(`flags follow the command: ${PROGRAM} ${fixed.join(" ")}${named ? "" : " (or render, status)"}; see ${PROGRAM} --help`);
+  }
+  const command = COMMANDS.find((c) => c.name === first);
+  if (!command) {
+    const near = closest(first, COMMANDS.map((c) => c.name));
+    throw usageError(`unknown command ${JSON.stringify(first)} (${near ? `did you mean ${near}? ` : ""}commands: ${COMMANDS.map((c) => c.name).join(", ")})`);
+  }
+  const parsed = parseArgs(command, rest, flagOwners(command));
+  if (parsed.help) {
+    process.stdout.write(commandUsage(PROGRAM, command, style));
+    return 0;
+  }
+  debug = (parsed.values["log-level"] ?? env[envName("log-level")]) === "debug";
+  await command.run({ values: parsed.values, env });
+  return 0;
+}
+
+/** One line on stderr; the exit code. A stack only for the unexpected, and only with debug logs. */
+function report(error: unknown): number {
+  const oneLine = (text: string): string => text.trim().replace(/\s*\n\s*/g, " | ");
+  if (isKubeHaproxyError(error)) {
+    process.stderr.write(`${PROGRAM}: ${oneLine(error.message)}\n`);
+    return error.code === "E_BAD_OPTION" || error.code === "E_USAGE" ? 2 : 1;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  if (debug && error instanceof Error && error.stack) process.stderr.write(`${PROGRAM}: unexpected error: ${error.stack}\n`);
+  else process.stderr.write(`${PROGRAM}: unexpected error: ${oneLine(message)} (--log-level debug shows the stack)\n`);
+  return 1;
+}
+
+const fail = (error: unknown): never => process.exit(report(error));
+process.on("uncaughtException", fail);
+process.on("unhandledRejection", fail);
+main(process.argv.slice(2), process.env).then((code) => process.exit(code), fail);

@@ -82,6 +82,12 @@ const ms = (value: number | undefined): string => (value === undefined || Number
 const pods = (answered: readonly PodView[]): string =>
   answered.map((a) => `${a.ip}${a.state === "ready" ? "" : ` (${a.state})`} ×${a.count}`).join("  ");
 
+/** The last line: what the demo did. Without any change there is no latency to tell. */
+export function renderSummary(summary: DemoSummary): string {
+  const latency = summary.changes === 0 ? "" : ` (p50 ${ms(summary.p50Ms)}, p99 ${ms(summary.p99Ms)})`;
+  return `${summary.changes} changes applied${latency}, ${summary.reloads} reloads, ${summary.requests} requests, ${summary.failedRequests} failed`;
+}
+
 /** Printed once before the compact lines (a terminal shows it on every screen instead). */
 export function renderHeader(view: Pick<DemoView, "statsUrl" | "dir">): string {
   return `kube-haproxy demo: stats page ${view.statsUrl}, files in ${view.dir}; Ctrl-C to stop\n`;
@@ -94,7 +100,7 @@ export function renderView(view: DemoView, tty: boolean): string {
   const requests = `${view.requests} requests, ${view.failed} failed`;
   const elapsed = `${(view.elapsedMs / 1000).toFixed(1)}s`;
   if (!tty) {
-    const ports = view.ports.map((p) => `${p.name} ${p.mode} slots ${p.used}/${p.slots - p.used} ready ${p.ready} drain ${p.drain} [${pods(p.answered)}]`);
+    const ports = view.ports.map((p) => `${p.name} ${p.mode} used ${p.used} free ${p.slots - p.used} ready ${p.ready} drain ${p.drain} [${pods(p.answered)}]`);
     return [`[${elapsed}]`, ...ports, `${lat.length} changes (${latency})`, `${view.reloads} reloads`, requests].join(" | ");
   }
   const lines = [`kube-haproxy demo: simulated cluster, real HAProxy, sidecar in process   ${elapsed}`, ""];

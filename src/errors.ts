@@ -9,7 +9,10 @@ export type ErrorCode =
   | "E_NOT_CONNECTED" // a command was sent while no connection was up
   | "E_LINE_TOO_LONG" // a request line does not fit HAProxy's tune.bufsize
   | "E_PROTOCOL" // a reply arrived with nothing waiting for it
-  | "E_BAD_OPTION" // a flag or option value is invalid
+  | "E_BAD_OPTION" // a flag or option value is invalid, or the kubeconfig it points to
+  | "E_USAGE" // an unknown command or flag, a flag without its value, a stray argument
+  | "E_API_UNAVAILABLE" // the API server did not give its lists within render's --timeout
+  | "E_HAPROXY_UNREACHABLE" // nothing answers as HAProxy's runtime API on --socket
   | "E_CONFIG_INVALID" // haproxy -c refused a rendered configuration
   | "E_RELOAD_FAILED"; // the master CLI reload did not produce a new worker
 

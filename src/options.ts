@@ -1,26 +1,34 @@
-// Every flag of the CLI in one table: name, meaning, default, how to read it. Each flag can
-// also come from the environment as KUBE_HAPROXY_<NAME> (--min-sync-period →
+// Every flag of the CLI in one table: name, meaning, default, which commands take it. Each flag
+// can also come from the environment as KUBE_HAPROXY_<NAME> (--min-sync-period →
 // KUBE_HAPROXY_MIN_SYNC_PERIOD); a flag on the command line wins. Values are validated here,
-// at the door, so a bad one stops the program with one line naming the flag.
+// at the door, so a bad one stops the program with one line naming the flag, or the variable
+// when the value came from the environment.
 
 import { isIP } from "node:net";
 import { KubeHaproxyError } from "./errors.ts";
 import { parseSocketAddress } from "./haproxy/address.ts";
+import { checkCredential } from "./haproxy/render.ts";
 import { ALGORITHMS, type ProxyMode } from "./kube/translate.ts";
 import type { LogFormat, LogLevel } from "./log.ts";
+
+/** Which Services get a frontend: those labelled kube-haproxy.io/expose=true, or all. */
+export type Exposure = "labelled" | "all";
 
 export interface Options {
   readonly kubeconfig: string | undefined;
   readonly namespace: string | undefined;
   readonly proxyMode: ProxyMode;
+  readonly expose: Exposure;
   readonly socket: string;
   readonly masterSocket: string;
   readonly config: string;
+  readonly takeOver: boolean;
   readonly slots: number;
   readonly algorithm: string;
   readonly minSyncPeriodMs: number;
   readonly configSyncPeriodMs: number;
   readonly minReloadPeriodMs: number;
+  readonly timeoutMs: number;
   readonly bindAddress: string;
   readonly statsBindAddress: string;
   readonly user: string | undefined;
@@ -38,10 +46,17 @@ export interface Options {
   readonly logFormat: LogFormat;
 }
 
+/** The commands that take flags from this table. */
+export type FlagCommand = "run" | "render" | "status";
+
 interface Flag {
   readonly description: string;
   readonly default?: string;
   readonly alias?: string;
+  /** Given without a value (`--take-over`); `=true`/`=false` and the variable take those words. */
+  readonly boolean?: true;
+  /** The commands that take it. @default run and render */
+  readonly commands?: readonly FlagCommand[];
 }
 
 /** The flags, by long name. Order is the order of --help. */
@@ -49,14 +64,25 @@ export const FLAGS = {
   kubeconfig: { description: "Path to a kubeconfig; default: in-cluster, then $KUBECONFIG or ~/.kube/config" },
   namespace: { description: "Watch only this namespace (default: all)" },
   "proxy-mode": { description: "onlyfetch (built), local or mesh (not yet: refused at start)", default: "onlyfetch" },
-  socket: { description: "HAProxy runtime API: a Unix socket path or host:port", default: "/var/run/haproxy/runtime.sock", alias: "backend-addr" },
-  "master-socket": { description: "HAProxy master CLI socket (reloads for structural changes)", default: "/var/run/haproxy/master.sock" },
+  expose: {
+    description: "onlyfetch: serve the Services labelled kube-haproxy.io/expose=true (labelled), or every Service (all)",
+    default: "labelled",
+  },
+  socket: { description: "HAProxy runtime API: a Unix socket path or host:port", default: "/var/run/haproxy/runtime.sock", alias: "backend-addr", commands: ["run", "render", "status"] },
+  "master-socket": { description: "HAProxy master CLI socket (reloads for structural changes)", default: "/var/run/haproxy/master.sock", commands: ["run"] },
   config: { description: "The haproxy.cfg that `render` writes and reloads use", default: "/var/run/haproxy/haproxy.cfg" },
+  "take-over": {
+    description: "Rewrite a --config made for another runtime socket or stats address, or not by kube-haproxy (refused without it)",
+    default: "false",
+    boolean: true,
+    commands: ["run"],
+  },
   slots: { description: "Least number of server slots per Service port", default: "16" },
   algorithm: { description: "Default balance algorithm", default: "roundrobin" },
-  "min-sync-period": { description: "Least time between two syncs to HAProxy (0s: at once)", default: "0s" },
-  "config-sync-period": { description: "How often to re-read HAProxy's state and repair drift", default: "1m" },
-  "min-reload-period": { description: "Least time between two reloads for structural changes", default: "2s" },
+  "min-sync-period": { description: "Least time between two syncs to HAProxy (0s: at once)", default: "0s", commands: ["run"] },
+  "config-sync-period": { description: "How often to re-read HAProxy's state and repair drift (at least 1s)", default: "1m", commands: ["run"] },
+  "min-reload-period": { description: "Least time between two reloads for structural changes", default: "2s", commands: ["run"] },
+  timeout: { description: "How long render waits for the API server's lists before it gives up (exit 1)", default: "60s", commands: ["render"] },
   "bind-address": { description: "onlyfetch: address of the Service frontends", default: "0.0.0.0" },
   "stats-bind-address": { description: "HAProxy stats page and /healthz (host:port, empty: none)", default: "127.0.0.1:8404" },
   user: { description: "User for the HAProxy stats page" },
@@ -69,10 +95,11 @@ export const FLAGS = {
     description: "Ports no Service frontend may bind (ranges a-b), besides kube-haproxy's own",
     default: "22,2379-2380,6443,10248-10260",
   },
-  "watch-stall-timeout": { description: "Restart a watch that saw nothing (not even a reconnect) for this long", default: "5m" },
+  "watch-stall-timeout": { description: "Restart a watch that saw nothing (not even a reconnect) for this long", default: "5m", commands: ["run"] },
+  // render takes these two as well: their ports are reserved from Service frontends.
   "metrics-bind-address": { description: "Prometheus metrics (host:port, empty: off)", default: "127.0.0.1:10266" },
   "healthz-bind-address": { description: "/healthz and /livez (host:port, empty: off)", default: "0.0.0.0:10267" },
-  "haproxy-binary": { description: "haproxy executable used to check a configuration before a reload", default: "haproxy" },
+  "haproxy-binary": { description: "haproxy executable used to check a configuration before a reload", default: "haproxy", commands: ["run"] },
   "log-level": { description: "error, warn, info or debug", default: "info" },
   "log-format": { description: "text or json", default: "text" },
 } as const satisfies Record<string, Flag>;
@@ -84,17 +111,22 @@ export function envName(flag: string): string {
   return `KUBE_HAPROXY_${flag.toUpperCase().replaceAll("-", "_")}`;
 }
 
-function bad(flag: string, message: string): KubeHaproxyError {
-  return new KubeHaproxyError("E_BAD_OPTION", `--${flag}: ${message}`);
+/** The flags a command takes, in --help order. */
+export function flagsOf(command: FlagCommand): FlagName[] {
+  return (Object.keys(FLAGS) as FlagName[]).filter((name) => ((FLAGS[name] as Flag).commands ?? ["run", "render"]).includes(command));
 }
 
-/** Flag value, else environment, else default. */
-function raw(flags: RawFlags, env: NodeJS.ProcessEnv, flag: FlagName): string | undefined {
-  const fromFlag = flags[flag];
-  if (fromFlag !== undefined) return fromFlag;
-  const fromEnv = env[envName(flag)];
-  if (fromEnv !== undefined) return fromEnv;
-  return "default" in FLAGS[flag] ? (FLAGS[flag] as Flag).default : undefined;
+/**
+ * Where a value came from, as the user wrote it: `--slots`, or `KUBE_HAPROXY_SLOTS` when the
+ * command line did not set it and the environment did. Error messages start with it.
+ */
+export function optionLabel(flag: FlagName, flags: RawFlags, env: NodeJS.ProcessEnv): string {
+  return flags[flag] === undefined && env[envName(flag)] !== undefined ? envName(flag) : `--${flag}`;
+}
+
+/** A bad value: one line that starts with the flag or variable it came from. */
+export function badOption(label: string, message: string): KubeHaproxyError {
+  return new KubeHaproxyError("E_BAD_OPTION", `${label}: ${message}`);
 }
 
 /** Go-style durations: 0, 500ms, 5s, 1m, 2h22m, 1.5s. Returns milliseconds. */
@@ -106,15 +138,31 @@ export function parseDuration(text: string): number {
   return parts.reduce((total, [, value, u]) => total + Number(value) * unit[u!]!, 0);
 }
 
-export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}): Options {
-  const get = (flag: FlagName): string | undefined => raw(flags, env, flag);
+/**
+ * Flags over environment over defaults, validated. With `command`, only the flags that command
+ * takes are read (from the command line or the environment): render ignores a run-only
+ * variable of the shared ConfigMap, status reads only the socket, the rest keep their defaults.
+ */
+export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}, command?: FlagCommand): Options {
+  const takes = new Set<FlagName>(command === undefined ? (Object.keys(FLAGS) as FlagName[]) : flagsOf(command));
+  const get = (flag: FlagName): string | undefined => {
+    if (takes.has(flag)) {
+      const given = flags[flag] ?? env[envName(flag)];
+      if (given !== undefined) return given;
+    }
+    return (FLAGS[flag] as Flag).default;
+  };
+  const bad = (flag: FlagName, message: string): KubeHaproxyError => badOption(optionLabel(flag, flags, env), message);
   const text = (flag: FlagName): string => get(flag) ?? "";
-  const duration = (flag: FlagName): number => {
+  const duration = (flag: FlagName, minMs = 0): number => {
+    let ms: number;
     try {
-      return parseDuration(text(flag));
+      ms = parseDuration(text(flag));
     } catch (error) {
       throw bad(flag, (error as Error).message);
     }
+    if (ms < minMs) throw bad(flag, `must be at least ${minMs / 1000}s, not ${JSON.stringify(text(flag))}`);
+    return ms;
   };
   const integer = (flag: FlagName, min: number, max: number): number => {
     const value = Number(text(flag));
@@ -126,18 +174,46 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}): Op
     if (!(values as readonly string[]).includes(value)) throw bad(flag, `must be one of ${values.join(", ")}, not ${JSON.stringify(value)}`);
     return value as T;
   };
-  // host:port with an IP address, as the runtime socket's TCP form is read (haproxy/address.ts).
+  const notEmpty = (flag: FlagName): string => {
+    const value = text(flag);
+    if (value === "") throw bad(flag, "must not be empty");
+    return value;
+  };
+  // host:port with an IP address and a port HAProxy and Node can bind or reach.
+  const tcpAddress = (flag: FlagName, value: string, host: string, port: number, minPort: number): void => {
+    if (value.startsWith(":") || isIP(host) === 0 || port < minPort || port > 65535) {
+      throw bad(flag, `must be host:port with an IP address and a port from ${minPort} to 65535, not ${JSON.stringify(value)}`);
+    }
+  };
   const listenPorts: number[] = [];
   const hostPort = (flag: FlagName): string => {
     const value = text(flag);
     if (value === "") return value;
     const parsed = parseSocketAddress(value);
-    if (!("host" in parsed) || value.startsWith(":") || isIP(parsed.host) === 0 || parsed.port > 65535) {
-      throw bad(flag, `must be host:port with an IP address, not ${JSON.stringify(value)}`);
-    }
+    if (!("host" in parsed)) throw bad(flag, `must be host:port with an IP address, not ${JSON.stringify(value)}`);
+    tcpAddress(flag, value, parsed.host, parsed.port, 0); // port 0: the kernel picks one (tests)
     listenPorts.push(parsed.port);
     return value;
   };
+  // A runtime or master socket: host:port, or a path that can be written into haproxy.cfg as is.
+  const socketFlag = (flag: FlagName): string => {
+    const value = notEmpty(flag);
+    const parsed = parseSocketAddress(value);
+    if ("host" in parsed) tcpAddress(flag, value, parsed.host, parsed.port, 1);
+    else if (!/^[A-Za-z0-9_./-]+$/.test(value)) throw bad(flag, `a socket path may hold only letters, digits and _ . / -, not ${JSON.stringify(value)}`);
+    return value;
+  };
+  const credential = (flag: "user" | "passwd"): string | undefined => {
+    const value = get(flag);
+    if (value === undefined) return undefined;
+    try {
+      return checkCredential(flag, value);
+    } catch (error) {
+      // The rule lives with the renderer that writes the value; the label is ours.
+      throw bad(flag, (error as Error).message.replace(`--${flag} `, ""));
+    }
+  };
+  const boolean = (flag: FlagName): boolean => oneOf(flag, ["false", "true"] as const) === "true";
 
   const algorithm = text("algorithm");
   if (!ALGORITHMS.has(algorithm)) throw bad("algorithm", `unknown balance algorithm ${JSON.stringify(algorithm)} (one of ${[...ALGORITHMS].join(", ")})`);
@@ -147,11 +223,9 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}): Op
   if (contentType !== "application/json") {
     throw bad("kube-api-content-type", `only application/json is supported (the JavaScript client has no protobuf), not ${JSON.stringify(contentType)}`);
   }
-  const user = get("user");
-  const passwd = get("passwd");
+  const user = credential("user");
+  const passwd = credential("passwd");
   if ((user === undefined) !== (passwd === undefined)) throw bad(user === undefined ? "user" : "passwd", "--user and --passwd go together");
-  const socket = text("socket");
-  if (socket === "") throw bad("socket", "must not be empty");
   const qps = Number(text("kube-api-qps"));
   if (!(qps > 0)) throw bad("kube-api-qps", `must be a positive number, not ${JSON.stringify(text("kube-api-qps"))}`);
 
@@ -172,14 +246,18 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}): Op
     kubeconfig: get("kubeconfig") || undefined,
     namespace: get("namespace") || undefined,
     proxyMode: oneOf("proxy-mode", ["onlyfetch", "local", "mesh"] as const),
-    socket,
-    masterSocket: text("master-socket"),
-    config: text("config"),
+    expose: oneOf("expose", ["labelled", "all"] as const),
+    socket: socketFlag("socket"),
+    masterSocket: socketFlag("master-socket"),
+    config: notEmpty("config"),
+    takeOver: boolean("take-over"),
     slots: integer("slots", 1, 10_000),
     algorithm,
     minSyncPeriodMs: duration("min-sync-period"),
-    configSyncPeriodMs: duration("config-sync-period"),
+    // kube-proxy refuses 0 too: drift repair is not optional, and 0 would be a busy loop.
+    configSyncPeriodMs: duration("config-sync-period", 1_000),
     minReloadPeriodMs: duration("min-reload-period"),
+    timeoutMs: duration("timeout", 1_000),
     bindAddress,
     statsBindAddress,
     user,
@@ -192,7 +270,7 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}): Op
     watchStallTimeoutMs: duration("watch-stall-timeout"),
     metricsBindAddress,
     healthzBindAddress,
-    haproxyBinary: text("haproxy-binary"),
+    haproxyBinary: notEmpty("haproxy-binary"),
     logLevel: oneOf("log-level", ["error", "warn", "info", "debug"] as const),
     logFormat: oneOf("log-format", ["text", "json"] as const),
   };

@@ -63,7 +63,8 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
       engine.requestFullSync();
     },
   });
-  observe({ client, engine, proxier, watch, reloader, metrics, log });
+  let stopping = false; // a deliberate close is no lost connection
+  observe({ client, engine, proxier, watch, reloader, metrics, log, stopping: () => stopping });
 
   watch.on("service", proxier.onService);
   watch.on("endpointslice", proxier.onEndpointSlice);
@@ -119,6 +120,7 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
     statusServer,
     reloader,
     async stop() {
+      stopping = true;
       await (await statusServer)?.close();
       await reloader.stop();
       await watch.stop();
@@ -137,6 +139,7 @@ function observe(parts: {
   reloader: Reloader;
   metrics: Metrics;
   log: Logger;
+  stopping: () => boolean;
 }): void {
   const { client, engine, proxier, watch, reloader, metrics, log } = parts;
   reloader.on("reloaded", (_reason, _ms, forced) => metrics.reloads.inc({ reason: forced ? "slots" : "structural" }));
@@ -148,7 +151,7 @@ function observe(parts: {
     if (connectedOnce) metrics.runtimeReconnects.inc();
     connectedOnce = true;
   });
-  client.on("disconnect", (error) => log.warn(`runtime API connection lost: ${error.message}`));
+  client.on("disconnect", (error) => parts.stopping() || log.warn(`runtime API connection lost: ${error.message}`));
   engine.on("synced", (report) => {
     metrics.syncDuration.observe(report.durationMs / 1000);
     metrics.runtimeCommands.inc({ result: "ok" }, report.commands - report.failed);

@@ -1,27 +1,31 @@
 // `kube-haproxy status`: what HAProxy has right now, per Service port, read from the runtime
-// socket (not from the sidecar), so it also works when the sidecar is down.
+// socket (not from the sidecar), so it also works when the sidecar is down. One question, one
+// answer, no retries: a missing socket or a refused connection is said at once.
 
+import { connect, type Socket } from "node:net";
+import { KubeHaproxyError } from "./errors.ts";
+import { parseSocketAddress } from "./haproxy/address.ts";
 import { showServersState } from "./haproxy/commands.ts";
 import { parseSlotName } from "./haproxy/names.ts";
-import { RuntimeClient } from "./haproxy/runtime-client.ts";
 import { parseServersState, stateOf, type ServerRecord } from "./haproxy/servers-state.ts";
 
-export interface BackendSummary {
-  readonly backend: string;
+/** One Service port (an HAProxy backend `namespace:service:port`); JSON keys match the table's headers. */
+export interface ServicePortStatus {
+  readonly servicePort: string;
   /** Template slots (s<N>). */
   readonly slots: number;
   /** Dynamic servers beyond the template (d<N>). */
   readonly dynamic: number;
+  /** Servers serving or draining an endpoint. */
+  readonly used: number;
+  /** Servers in maintenance: free for the next endpoint. */
+  readonly free: number;
   readonly ready: number;
   readonly drain: number;
-  readonly maint: number;
-  /** Slots serving or draining an endpoint. */
-  readonly used: number;
-  readonly free: number;
 }
 
-/** Pure: server records → one summary per backend that has kube-haproxy slots, sorted. */
-export function summarize(records: readonly ServerRecord[]): BackendSummary[] {
+/** Pure: server records → one row per backend that has kube-haproxy slots, sorted. */
+export function summarize(records: readonly ServerRecord[]): ServicePortStatus[] {
   const byBackend = new Map<string, { slots: number; dynamic: number; ready: number; drain: number; maint: number }>();
   for (const record of records) {
     const slot = parseSlotName(record.server);
@@ -34,23 +38,54 @@ export function summarize(records: readonly ServerRecord[]): BackendSummary[] {
   }
   return [...byBackend.entries()]
     .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([backend, row]) => ({ backend, ...row, used: row.ready + row.drain, free: row.maint }));
+    .map(([servicePort, r]) => ({ servicePort, slots: r.slots, dynamic: r.dynamic, used: r.ready + r.drain, free: r.maint, ready: r.ready, drain: r.drain }));
 }
 
-export function formatTable(rows: readonly BackendSummary[]): string {
-  const header = ["SERVICE PORT", "SLOTS", "DYNAMIC", "USED", "FREE", "READY", "DRAIN", "MAINT"];
-  const lines = rows.map((r) => [r.backend, r.slots, r.dynamic, r.used, r.free, r.ready, r.drain, r.maint].map(String));
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i]!.length)));
-  return [header, ...lines].map((line) => line.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
+const COLUMNS: readonly (readonly [string, keyof ServicePortStatus])[] = [
+  ["SERVICE PORT", "servicePort"], ["SLOTS", "slots"], ["DYNAMIC", "dynamic"], ["USED", "used"], ["FREE", "free"], ["READY", "ready"], ["DRAIN", "drain"],
+];
+
+export function formatTable(rows: readonly ServicePortStatus[]): string {
+  const lines = [COLUMNS.map(([header]) => header), ...rows.map((row) => COLUMNS.map(([, key]) => String(row[key])))];
+  const widths = COLUMNS.map((_, i) => Math.max(...lines.map((line) => line[i]!.length)));
+  return lines.map((line) => line.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
 }
 
-/** Reads the runtime socket once. Throws a KubeHaproxyError when HAProxy is unreachable. */
-export async function readStatus(socket: string, timeoutMs = 2_000): Promise<BackendSummary[]> {
-  const client = new RuntimeClient({ address: socket, commandTimeoutMs: timeoutMs });
-  try {
-    await client.waitConnected(timeoutMs);
-    return summarize(parseServersState(await client.execute(showServersState())));
-  } finally {
-    await client.close();
+/** Reads the runtime socket once. Throws E_HAPROXY_UNREACHABLE with the reason in one sentence. */
+export async function readStatus(socket: string, timeoutMs = 2_000): Promise<ServicePortStatus[]> {
+  const reply = await ask(socket, showServersState().line, timeoutMs);
+  // The master CLI answers "Unknown command, but maybe…" and lists its own commands.
+  if (/\bshow proc\b/.test(reply)) {
+    throw unreachable(`${socket} is HAProxy's master socket; status reads the runtime API socket (the \`stats socket\` of haproxy.cfg, e.g. /var/run/haproxy/runtime.sock)`);
+  }
+  if (!/^1\n# be_id /.test(reply)) throw unreachable(`${socket} did not answer as HAProxy's runtime API: ${JSON.stringify(reply.split("\n")[0] ?? "")}`);
+  return summarize(parseServersState(reply));
+}
+
+function unreachable(message: string): KubeHaproxyError {
+  return new KubeHaproxyError("E_HAPROXY_UNREACHABLE", message);
+}
+
+/** Without `prompt`, HAProxy answers one command and closes; the half-close also ends a master CLI exchange. */
+function ask(socket: string, line: string, timeoutMs: number): Promise<string> {
+  const address = parseSocketAddress(socket);
+  return new Promise((resolve, reject) => {
+    const connection: Socket = "path" in address ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
+    let reply = "";
+    connection.setEncoding("utf8");
+    connection.setTimeout(timeoutMs, () => connection.destroy(unreachable(`no answer from ${socket} within ${timeoutMs} ms`)));
+    connection.on("connect", () => connection.end(`${line}\n`));
+    connection.on("data", (chunk: string) => (reply += chunk));
+    connection.on("close", () => resolve(reply));
+    connection.on("error", (error: NodeJS.ErrnoException) => reject(error instanceof KubeHaproxyError ? error : unreachable(describe(socket, error))));
+  });
+}
+
+function describe(socket: string, error: NodeJS.ErrnoException): string {
+  switch (error.code) {
+    case "ENOENT": return `no such socket: ${socket}: is HAProxy running?`;
+    case "ECONNREFUSED": return `${socket} refuses connections: is HAProxy running?`;
+    case "EACCES": return `no permission to use ${socket} (its group needs read and write)`;
+    default: return `cannot reach ${socket}: ${error.message}`;
   }
 }

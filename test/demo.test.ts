@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { test } from "node:test";
-import { renderHeader, renderView, runDemo, type DemoView } from "../src/demo.ts";
+import { renderHeader, renderSummary, renderView, runDemo, type DemoView } from "../src/demo.ts";
 import { isKubeHaproxyError } from "../src/errors.ts";
 import { get } from "../src/sim/pods.ts";
 import { waitFor } from "./helpers.ts";
@@ -97,7 +97,7 @@ test("renderView: one compact line off a terminal, a screen on one", () => {
   };
   assert.equal(
     renderView(view, false),
-    "[2.3s] | demo/web:http http slots 5/3 ready 4 drain 1 [127.201.0.2 ×3  127.201.0.3 (drain) ×1  127.201.0.4 (gone) ×2]" +
+    "[2.3s] | demo/web:http http used 5 free 3 ready 4 drain 1 [127.201.0.2 ×3  127.201.0.3 (drain) ×1  127.201.0.4 (gone) ×2]" +
       " | 3 changes (last 3 ms, p50 3 ms, p99 4 ms) | 0 reloads | 20 requests, 0 failed",
   );
   assert.equal(renderView(view, true), [
@@ -119,4 +119,10 @@ test("renderView: one compact line off a terminal, a screen on one", () => {
     "",
   ].join("\n"));
   assert.equal(renderHeader(view), "kube-haproxy demo: stats page http://127.0.0.1:8404/, files in /tmp/kube-haproxy-demo-x; Ctrl-C to stop\n");
+});
+
+test("renderSummary: no NaN without a change", () => {
+  const base = { reloads: 0, requests: 12, failedRequests: 0 };
+  assert.equal(renderSummary({ ...base, changes: 0, p50Ms: NaN, p99Ms: NaN }), "0 changes applied, 0 reloads, 12 requests, 0 failed");
+  assert.equal(renderSummary({ ...base, changes: 3, p50Ms: 2.4, p99Ms: 7 }), "3 changes applied (p50 2 ms, p99 7 ms), 0 reloads, 12 requests, 0 failed");
 });

@@ -28,12 +28,12 @@ interface Harness {
   runtime: RuntimeClient;
 }
 
-function flags(dir: string, cluster: SimulatedCluster): string[] {
+function flags(dir: string, cluster: SimulatedCluster, command: "run" | "render"): string[] {
   return [
     `--kubeconfig=${cluster.kubeconfig}`,
     `--config=${join(dir, "haproxy.cfg")}`,
     `--socket=${join(dir, "runtime.sock")}`,
-    `--master-socket=${join(dir, "master.sock")}`,
+    ...(command === "run" ? [`--master-socket=${join(dir, "master.sock")}`] : []),
     "--bind-address=127.0.0.1",
     "--stats-bind-address=",
     "--metrics-bind-address=",
@@ -58,11 +58,11 @@ async function start(t: Parameters<typeof tempDir>[0], seed: (cluster: Simulated
   const cluster = await startSimulatedCluster(dir);
   t.after(() => cluster.stop());
   seed(cluster);
-  const rendered = await cli(["render", ...flags(dir, cluster)]);
+  const rendered = await cli(["render", ...flags(dir, cluster, "render")]);
   assert.equal(rendered.code, 0, rendered.output);
   const haproxy = await startHaproxy({ dir, configPath: join(dir, "haproxy.cfg") });
   t.after(() => haproxy.stop());
-  const sidecar = spawn(process.execPath, [CLI, "run", ...flags(dir, cluster)], { stdio: ["ignore", "pipe", "pipe"] });
+  const sidecar = spawn(process.execPath, [CLI, "run", ...flags(dir, cluster, "run")], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   sidecar.stdout!.on("data", (chunk) => (output += chunk));
   sidecar.stderr!.on("data", (chunk) => (output += chunk));

@@ -1,5 +1,7 @@
 // Small builders and waits shared by the tests.
 
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -47,4 +49,40 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5_000,
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
     await sleep(20);
   }
+}
+
+/** Issue 13: hostile stats credentials (11 kinds), refused at the door by run as by render. */
+export const HOSTILE_CREDENTIALS: readonly (readonly [kind: string, value: string])[] = [
+  ["space", "a b"], ["tab", "a\tb"], ["newline", "a\nb"], ["carriage return", "a\rb"], ["double quote", 'a"b'], ["single quote", "a'b"],
+  ["hash", "a#b"], ["backslash", "a\\b"], ["empty", ""], ["non-ASCII", "pässword"], ["control character", "a\u0001b"],
+];
+
+export const CLI = join(import.meta.dirname, "..", "src", "cli.ts");
+
+export interface CliRun {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs the CLI in a process of its own, asynchronously (a fake API server in this process must
+ * not be blocked), killed after `timeoutMs` so that a CLI that never ends fails the test instead
+ * of hanging the suite.
+ */
+export async function runCli(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; node?: string; entry?: string; nodeArgs?: readonly string[] } = {}): Promise<CliRun> {
+  const child = spawn(options.node ?? process.execPath, [...(options.nodeArgs ?? []), options.entry ?? CLI, ...args], {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk) => (stdout += chunk));
+  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
+  const [code, signal] = (await once(child, "exit")) as [number | null, NodeJS.Signals | null];
+  clearTimeout(timer);
+  return { code, signal, stdout, stderr };
 }

@@ -10,6 +10,7 @@ import { createLogger } from "../src/log.ts";
 import { makeSlice } from "../src/sim/objects.ts";
 import { summarize, formatTable } from "../src/status.ts";
 import { parseServersState } from "../src/haproxy/servers-state.ts";
+import { freePort } from "../src/sim/pods.ts";
 import { waitFor } from "./helpers.ts";
 import { world } from "./world.ts";
 
@@ -61,7 +62,7 @@ test("metrics and health of a running sidecar", async (t) => {
   assert.ok(w.sidecar.metrics.runtimeReconnects.get() >= 0);
 });
 
-test("kube-haproxy status prints slots per Service port, --json too, and fails when HAProxy is unreachable", async (t) => {
+test("kube-haproxy status prints slots per Service port, --json with the table's names, and says at once why HAProxy is unreachable", async (t) => {
   const w = await world(t, "tcp");
   await w.sidecar.engine.whenSynced();
   const run = async (args: string[]): Promise<{ code: number; out: string }> => {
@@ -74,13 +75,25 @@ test("kube-haproxy status prints slots per Service port, --json too, and fails w
   };
   const table = await run(["--socket", w.options.socket]);
   assert.equal(table.code, 0, table.out);
-  assert.match(table.out, /^SERVICE PORT\s+SLOTS\s+DYNAMIC\s+USED\s+FREE\s+READY\s+DRAIN\s+MAINT/);
-  assert.match(table.out, /default:web:\d+\s+4\s+0\s+3\s+1\s+3\s+0\s+1/);
+  assert.match(table.out, /^SERVICE PORT\s+SLOTS\s+DYNAMIC\s+USED\s+FREE\s+READY\s+DRAIN\n/);
+  assert.match(table.out, /default:web:\d+\s+4\s+0\s+3\s+1\s+3\s+0\n/);
   const json = await run(["--socket", w.options.socket, "--json"]);
-  assert.deepEqual(JSON.parse(json.out)[0], { backend: `default:web:${new URL(w.url).port}`, slots: 4, dynamic: 0, ready: 3, drain: 0, maint: 1, used: 3, free: 1 });
-  const down = await run(["--socket", join(w.options.socket, "..", "nothing.sock")]);
-  assert.notEqual(down.code, 0);
-  assert.match(down.out, /no connection/);
+  const row = { servicePort: `default:web:${new URL(w.url).port}`, slots: 4, dynamic: 0, used: 3, free: 1, ready: 3, drain: 0 };
+  assert.deepEqual(JSON.parse(json.out)[0], row);
+  // Every JSON key is a column, in the same order: SERVICE PORT ↔ servicePort.
+  const headers = table.out.split("\n")[0]!.split(/\s{2,}/);
+  assert.deepEqual(headers.map((h) => h.toLowerCase().replaceAll(" ", "")), Object.keys(row).map((k) => k.toLowerCase()));
+
+  const missing = join(w.options.socket, "..", "nothing.sock");
+  const down = await run(["--socket", missing]);
+  assert.equal(down.code, 1);
+  assert.equal(down.out, `kube-haproxy: no such socket: ${missing}: is HAProxy running?\n`);
+  const refused = await run(["--socket", `127.0.0.1:${await freePort()}`]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.out, /^kube-haproxy: 127\.0\.0\.1:\d+ refuses connections: is HAProxy running\?\n$/);
+  const master = await run(["--socket", w.haproxy.masterSocket]);
+  assert.equal(master.code, 1);
+  assert.match(master.out, /^kube-haproxy: \S+master\.sock is HAProxy's master socket; status reads the runtime API socket .*\n$/);
 });
 
 test("summarize and formatTable (pure)", () => {
@@ -89,8 +102,8 @@ test("summarize and formatTable (pure)", () => {
       "3 b 1 s1 10.0.0.1 2 4 1 1 0 1 0 0 8 0 0 0 - 80 - 0 0 - - 0\n3 b 2 s2 10.0.0.2 2 12 1 1 0 1 0 0 8 0 0 0 - 80 - 0 0 - - 0\n3 b 3 d3 10.0.0.3 2 4 1 1 0 1 0 0 8 0 0 0 - 80 - 0 0 - - 0\n3 b 4 other 10.0.0.3 2 0 1 1 0 1 0 0 8 0 0 0 - 80 - 0 0 - - 0",
   );
   const rows = summarize(records);
-  assert.deepEqual(rows, [{ backend: "b", slots: 2, dynamic: 1, ready: 2, drain: 1, maint: 0, used: 3, free: 0 }]);
-  assert.equal(formatTable(rows), "SERVICE PORT  SLOTS  DYNAMIC  USED  FREE  READY  DRAIN  MAINT\nb             2      1        3     0     2      1      0\n");
+  assert.deepEqual(rows, [{ servicePort: "b", slots: 2, dynamic: 1, used: 3, free: 0, ready: 2, drain: 1 }]);
+  assert.equal(formatTable(rows), "SERVICE PORT  SLOTS  DYNAMIC  USED  FREE  READY  DRAIN\nb             2      1        3     0     2      1\n");
 });
 
 test("--log-format json writes one JSON object per line", () => {

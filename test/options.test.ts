@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { isKubeHaproxyError } from "../src/errors.ts";
-import { envName, parseDuration, redacted, resolveOptions } from "../src/options.ts";
+import { HOSTILE_CREDENTIALS } from "./helpers.ts";
+import { envName, flagsOf, parseDuration, redacted, resolveOptions } from "../src/options.ts";
 
 test("durations, Go-style", () => {
   const cases: [string, number][] = [["0", 0], ["0s", 0], ["500ms", 500], ["5s", 5000], ["1m", 60000], ["2h22m", 8520000], ["1.5s", 1500], ["250us", 0.25]];
@@ -62,4 +63,76 @@ test("the password never appears in what is logged", () => {
   const options = resolveOptions({ user: "admin", passwd: "hunter2" });
   assert.equal(options.passwd, "hunter2");
   assert.ok(!JSON.stringify(redacted(options)).includes("hunter2"));
+});
+
+test("a bad value from the environment names the variable, not the flag", () => {
+  const cases: [Record<string, string>, string][] = [
+    [{ KUBE_HAPROXY_SLOTS: "0" }, "KUBE_HAPROXY_SLOTS"],
+    [{ KUBE_HAPROXY_SOCKET: "127.0.0.1:99999" }, "KUBE_HAPROXY_SOCKET"],
+    [{ KUBE_HAPROXY_CONFIG_SYNC_PERIOD: "soon" }, "KUBE_HAPROXY_CONFIG_SYNC_PERIOD"],
+    [{ KUBE_HAPROXY_USER: "a b", KUBE_HAPROXY_PASSWD: "x" }, "KUBE_HAPROXY_USER"],
+    [{ KUBE_HAPROXY_EXPOSE: "some" }, "KUBE_HAPROXY_EXPOSE"],
+  ];
+  for (const [env, name] of cases) {
+    assert.throws(() => resolveOptions({}, env), (error) => isKubeHaproxyError(error, "E_BAD_OPTION") && error.message.startsWith(`${name}: `), JSON.stringify(env));
+  }
+  // The same value on the command line names the flag, and a flag wins over a bad variable.
+  assert.throws(() => resolveOptions({ slots: "0" }, { KUBE_HAPROXY_SLOTS: "0" }), /^KubeHaproxyError: --slots: /);
+  assert.equal(resolveOptions({ slots: "4" }, { KUBE_HAPROXY_SLOTS: "0" }).slots, 4);
+});
+
+test("sockets: host:port in range with an IP, or a plain path; never empty", () => {
+  for (const socket of ["/run/haproxy/runtime.sock", "127.0.0.1:9999", "[::1]:9999", "relative/runtime.sock"]) {
+    assert.equal(resolveOptions({ socket }).socket, socket);
+  }
+  for (const [flag, value] of [
+    ["socket", "127.0.0.1:99999"], ["socket", "127.0.0.1:0"], ["socket", ""], ["socket", "localhost:9999"], ["socket", "/run/my socket"],
+    ["master-socket", ""], ["master-socket", "10.0.0.1:70000"],
+  ] as const) {
+    assert.throws(() => resolveOptions({ [flag]: value }), (error) => isKubeHaproxyError(error, "E_BAD_OPTION") && error.message.startsWith(`--${flag}: `), `${flag}=${value}`);
+  }
+});
+
+test("--config-sync-period must be at least 1s (0s would switch drift repair off); --config and --haproxy-binary never empty", () => {
+  assert.equal(resolveOptions({ "config-sync-period": "1s" }).configSyncPeriodMs, 1_000);
+  for (const [flag, value] of [["config-sync-period", "0s"], ["config-sync-period", "500ms"], ["config", ""], ["haproxy-binary", ""], ["timeout", "0s"]] as const) {
+    assert.throws(() => resolveOptions({ [flag]: value }), (error) => isKubeHaproxyError(error, "E_BAD_OPTION") && error.message.startsWith(`--${flag}: `), `${flag}=${value}`);
+  }
+});
+
+test("--user and --passwd: every hostile kind is refused, for every command that takes them", () => {
+  for (const command of ["run", "render"] as const) {
+    for (const [kind, value] of HOSTILE_CREDENTIALS) {
+      for (const [flag, flags] of [["user", { user: value, passwd: "secret" }], ["passwd", { user: "admin", passwd: value }]] as const) {
+        assert.throws(
+          () => resolveOptions(flags, {}, command),
+          (error) => isKubeHaproxyError(error, "E_BAD_OPTION") && error.message === `--${flag}: may hold only printable characters without spaces, quotes, '#' or '\\'`,
+          `${command} --${flag} with a ${kind}`,
+        );
+      }
+    }
+    assert.equal(resolveOptions({ user: "admin", passwd: "S3cr3t!$%&()*+,-./:;<=>?@[]^_`{|}~" }, {}, command).passwd, "S3cr3t!$%&()*+,-./:;<=>?@[]^_`{|}~");
+  }
+});
+
+test("--expose and --take-over", () => {
+  assert.equal(resolveOptions({}).expose, "labelled");
+  assert.equal(resolveOptions({ expose: "all" }).expose, "all");
+  assert.equal(resolveOptions({}).takeOver, false);
+  assert.equal(resolveOptions({ "take-over": "true" }).takeOver, true);
+  assert.throws(() => resolveOptions({ "take-over": "yes" }), /--take-over: must be one of false, true/);
+});
+
+test("a command reads only its own flags from the environment", () => {
+  const env = { KUBE_HAPROXY_CONFIG_SYNC_PERIOD: "0s", KUBE_HAPROXY_SLOTS: "0", KUBE_HAPROXY_SOCKET: "127.0.0.1:9000" };
+  assert.throws(() => resolveOptions({}, env, "run"), /KUBE_HAPROXY_SLOTS/);
+  // render takes no --config-sync-period; status only --socket.
+  assert.throws(() => resolveOptions({}, { ...env, KUBE_HAPROXY_SLOTS: "8" }, "run"), /KUBE_HAPROXY_CONFIG_SYNC_PERIOD/);
+  assert.equal(resolveOptions({}, { ...env, KUBE_HAPROXY_SLOTS: "8" }, "render").configSyncPeriodMs, 60_000);
+  const status = resolveOptions({}, env, "status");
+  assert.equal(status.socket, "127.0.0.1:9000");
+  assert.equal(status.slots, 16);
+  assert.deepEqual(flagsOf("status"), ["socket"]);
+  assert.ok(flagsOf("render").includes("timeout") && !flagsOf("render").includes("master-socket"));
+  assert.ok(flagsOf("run").includes("take-over") && !flagsOf("run").includes("timeout"));
 });

@@ -134,7 +134,7 @@ function hostPort(ip: string, port: number): string {
 }
 
 // Written into the configuration: no spaces, quotes, '#' or backslashes that could end the word.
-function checkCredential(what: string, value: string): string {
+export function checkCredential(what: string, value: string): string {
   if (!/^[\x21-\x7e]+$/.test(value) || /["'#\\]/.test(value)) {
     throw new KubeHaproxyError("E_BAD_OPTION", `--${what} may hold only printable characters without spaces, quotes, '#' or '\\'`);
   }

@@ -27,11 +27,13 @@ export interface TranslateOptions {
    * In onlyfetch one Service on such a port would keep HAProxy from starting on every node.
    */
   readonly reservedPorts?: ReadonlySet<number>;
+  /** Serve only Services labelled kube-haproxy.io/expose=true (--expose labelled). @default false */
+  readonly onlyLabelled?: boolean;
 }
 
 export type SkipReason =
   | "headless" | "external-name" | "no-ports" | "udp" | "sctp" | "invalid-object" | "proxy-name"
-  | "cluster-service" | "port-conflict" | "invalid-endpoint" | "bad-annotation" | "reserved-port";
+  | "cluster-service" | "port-conflict" | "invalid-endpoint" | "bad-annotation" | "reserved-port" | "not-exposed";
 
 export interface Skip {
   /** namespace/name */
@@ -56,6 +58,8 @@ export interface ServiceTranslation {
 const LABEL_SERVICE_NAME = "kubernetes.io/service-name";
 const LABEL_PROXY_NAME = "service.kubernetes.io/service-proxy-name";
 const LABEL_HEADLESS = "service.kubernetes.io/headless";
+/** A Service opts in to a frontend on every node with this label set to "true". */
+export const LABEL_EXPOSE = "kube-haproxy.io/expose";
 const ANNOTATION_TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time";
 const ANNOTATION_MODE = "kube-haproxy.io/mode";
 const ANNOTATION_ALGORITHM = "kube-haproxy.io/algorithm";
@@ -104,8 +108,9 @@ export function sliceServiceKey(slice: V1EndpointSlice): string | undefined {
  * `!service.kubernetes.io/headless` and translateService drops Services labelled for another
  * proxy (reason "proxy-name"). Without it, the server-side selector is kube-proxy's own.
  */
-export function serviceLabelSelector(serviceProxyName?: string): string {
-  return serviceProxyName ? `!${LABEL_HEADLESS}` : `!${LABEL_PROXY_NAME},!${LABEL_HEADLESS}`;
+export function serviceLabelSelector(serviceProxyName?: string, onlyLabelled = false): string {
+  const selector = serviceProxyName ? `!${LABEL_HEADLESS}` : `!${LABEL_PROXY_NAME},!${LABEL_HEADLESS}`;
+  return onlyLabelled ? `${selector},${LABEL_EXPOSE}=true` : selector;
 }
 
 export const SERVICE_LABEL_SELECTOR: string = serviceLabelSelector();
@@ -253,6 +258,10 @@ function wholeServiceSkip(service: V1Service, key: string, options: TranslateOpt
   if (!isSelectedService(labels, options.serviceProxyName)) {
     const proxy = JSON.stringify(labels?.[LABEL_PROXY_NAME]);
     return { reason: "proxy-name", message: `Service ${key} is labelled for the proxy ${proxy}, not this one.` };
+  }
+  // The watch's selector already leaves them out; this holds the rule for any other caller.
+  if (options.onlyLabelled && labels?.[LABEL_EXPOSE] !== "true") {
+    return { reason: "not-exposed", message: `Service ${key} is not labelled ${LABEL_EXPOSE}=true (--expose labelled).` };
   }
   if (service.spec?.type === "ExternalName") {
     return { reason: "external-name", message: `Service ${key} is of type ExternalName: DNS serves it, no proxy.` };

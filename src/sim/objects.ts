@@ -2,6 +2,7 @@
 // EndpointSlices shaped as the API server returns them. Shared by tests, bench and demo.
 
 import type { V1EndpointSlice, V1Service, V1ServicePort } from "@kubernetes/client-node";
+import { LABEL_EXPOSE } from "../kube/translate.ts";
 
 export interface PodEndpoint {
   readonly ip: string;
@@ -10,11 +11,12 @@ export interface PodEndpoint {
   readonly terminating?: boolean;
 }
 
+/** Labelled kube-haproxy.io/expose=true: served under the default --expose labelled. */
 export function makeService(namespace: string, name: string, ports: V1ServicePort[], patch: (service: V1Service) => void = () => {}): V1Service {
   const service: V1Service = {
     apiVersion: "v1",
     kind: "Service",
-    metadata: { namespace, name, labels: {}, annotations: {} },
+    metadata: { namespace, name, labels: { [LABEL_EXPOSE]: "true" }, annotations: {} },
     spec: { type: "ClusterIP", clusterIP: "10.96.0.10", ports: ports.map((port) => ({ protocol: "TCP", ...port })) },
   };
   patch(service);
