@@ -86,7 +86,7 @@ function appliedWith(world: World, ip: string, timeoutMs = 10_000): Promise<numb
   const { sidecar, backend } = world;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      sidecar.engine.off("applied", on);
+      sidecar.dataplane.off("applied", on);
       reject(new Error(`${backend}: ${ip} not applied within ${timeoutMs} ms`));
     }, timeoutMs);
     const on = (name: string): void => {
@@ -95,10 +95,10 @@ function appliedWith(world: World, ip: string, timeoutMs = 10_000): Promise<numb
       const ready = appliedIps(sidecar, backend, "ready");
       if (ready.length !== 1 || ready[0] !== ip) return;
       clearTimeout(timer);
-      sidecar.engine.off("applied", on);
+      sidecar.dataplane.off("applied", on);
       resolve(at);
     };
-    sidecar.engine.on("applied", on);
+    sidecar.dataplane.on("applied", on);
   });
 }
 

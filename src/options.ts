@@ -6,7 +6,8 @@
 import { isIP } from "node:net";
 import { KubeHaproxyError } from "./errors.ts";
 import { parseSocketAddress } from "./haproxy/address.ts";
-import { ALGORITHMS, type ProxyMode } from "./kube/translate.ts";
+import { ALGORITHMS } from "./haproxy/algorithms.ts";
+import type { ProxyMode } from "./model.ts";
 import type { LogFormat, LogLevel } from "./log.ts";
 
 export interface Options {
