@@ -64,8 +64,9 @@ export class Runner {
   // The earliest time a run was asked for; undefined when none is (maxInterval may still run one).
   #due: number | undefined;
   #running: Promise<void> | undefined;
-  // When the last run started (or start() was called): min and max intervals count from it.
+  // When the last run started: min and max intervals count from it (max from start() before any run).
   #lastStart = -Infinity;
+  #startedAt = -Infinity;
   #backoffMs = 0;
   // No run starts before this: the backoff after a failed run.
   #backoffUntil = -Infinity;
@@ -82,7 +83,7 @@ export class Runner {
   start(): void {
     if (this.#started) return;
     this.#started = true;
-    this.#lastStart = this.#clock.now();
+    this.#startedAt = this.#clock.now();
     this.#arm();
   }
 
@@ -124,7 +125,7 @@ export class Runner {
     const { minIntervalMs = 0, maxIntervalMs = 0 } = this.#options;
     let at: number;
     if (this.#due !== undefined) at = Math.max(this.#due, this.#lastStart + minIntervalMs, this.#backoffUntil);
-    else if (maxIntervalMs > 0) at = Math.max(this.#lastStart + maxIntervalMs, this.#backoffUntil);
+    else if (maxIntervalMs > 0) at = Math.max(Math.max(this.#lastStart, this.#startedAt) + maxIntervalMs, this.#backoffUntil);
     else return;
     if (this.#cancel && this.#timerAt <= at) return;
     this.#disarm();
