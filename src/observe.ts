@@ -1,7 +1,8 @@
 // What an operator sees of a running sidecar: logs and metrics for every stage, and the
 // /healthz and /livez verdicts. Nothing here changes behaviour.
 
-import type { BackendStatus, Dataplane } from "./dataplane/dataplane.ts";
+import type { Dataplane } from "./dataplane/dataplane.ts";
+import type { BackendStatus } from "./dataplane/options.ts";
 import type { RuntimeClient } from "./haproxy/runtime-client.ts";
 import type { ClusterWatch } from "./kube/watch.ts";
 import type { Logger } from "./log.ts";

@@ -4,7 +4,8 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Dataplane, type FlushReport } from "../src/dataplane/dataplane.ts";
+import { Dataplane } from "../src/dataplane/dataplane.ts";
+import type { FlushReport } from "../src/dataplane/options.ts";
 import { layoutBackend } from "../src/dataplane/planner.ts";
 import { KubeHaproxyError } from "../src/errors.ts";
 import { renderConfig, type RenderOptions } from "../src/haproxy/render.ts";

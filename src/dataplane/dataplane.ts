@@ -13,90 +13,20 @@
 // in the reaper, on their own timer, outside health and whenSynced.
 
 import { EventEmitter } from "node:events";
-import { isKubeHaproxyError } from "../errors.ts";
 import { takesDynamicServers } from "../haproxy/algorithms.ts";
-import { parseShowEnv, showEnv, showServersState } from "../haproxy/commands.ts";
-import { STRUCTURE_ENV, renderConfig, structureHash, type RenderOptions } from "../haproxy/render.ts";
-import { parseServersState } from "../haproxy/servers-state.ts";
 import type { Logger } from "../log.ts";
-import { endpointProblem, type Backend, type Endpoint } from "../model.ts";
+import { endpointProblem, type Backend } from "../model.ts";
 import { AppliedState } from "./applied.ts";
 import { DesiredState } from "./desired.ts";
-import { execute, type PlannedChange, type Transport } from "./executor.ts";
+import { execute, readHaproxyState, type PlannedChange, type Transport } from "./executor.ts";
 import { layoutBackend, planBackendSync, type AppliedSlot } from "./planner.ts";
-import { switchToWorker, type Reloader } from "./reload.ts";
-import { Runner, systemClock, type Cancel, type Clock, type RunResult } from "./runner.ts";
+import type { BackendStatus, DataplaneEvents, DataplaneOptions } from "./options.ts";
+import { Reaper } from "./reaper.ts";
+import { ReloadPath, type ReloadWanted } from "./reload.ts";
+import { Runner, systemClock, type Clock, type RunResult } from "./runner.ts";
 import type { SlotAssignment } from "./slots.ts";
 
-export interface DataplaneOptions {
-  readonly transport: Transport;
-  readonly log: Logger;
-  /** @default systemClock */
-  readonly clock?: Clock;
-  /** Least time between two syncs (--min-sync-period). @default 0 */
-  readonly minSyncPeriodMs?: number;
-  /** Re-read HAProxy's state and repair drift this often (--config-sync-period); 0 never. @default 60000 */
-  readonly configSyncPeriodMs?: number;
-  /** Backoff after a failed sync. @default 100 … 10000 */
-  readonly retryMinMs?: number;
-  readonly retryMaxMs?: number;
-  /** The reaper: how often `del server` is tried again while the server has connections. @default 2000 */
-  readonly deleteRetryMs?: number;
-  /** Structural changes; without it HAProxy's configuration is left as it is. */
-  readonly reload?: {
-    readonly reloader: Reloader;
-    /** Global settings of the rendered configuration (part of the structure). */
-    readonly render: RenderOptions;
-    /** --min-reload-period. @default 2000 */
-    readonly minReloadPeriodMs?: number;
-  };
-}
-
-export interface FlushReport {
-  /** This sync began with a full read of HAProxy's state. */
-  readonly full: boolean;
-  readonly backends: number;
-  /** Commands HAProxy answered, and how many of those it refused. */
-  readonly commands: number;
-  readonly failed: number;
-  readonly durationMs: number;
-}
-
-export interface BackendStatus {
-  readonly name: string;
-  /** Template slots plus dynamic servers. */
-  readonly slots: number;
-  readonly dynamic: number;
-  readonly used: number;
-  readonly overflow: number;
-}
-
-type Events = {
-  flushed: [report: FlushReport];
-  /** A pending change of `backend` is in HAProxy; `triggerTime` only when it is one to observe. */
-  applied: [backend: string, triggerTime: number | undefined, at: number];
-  /** Endpoints that found no slot and cannot get a dynamic server (each key once): a reload grows the template. */
-  overflow: [backend: string, keys: readonly string[]];
-  /** A desired backend HAProxy does not have: it comes with the next reload. */
-  missing: [backend: string];
-  failed: [command: string, message: string];
-  /** An endpoint refused at the door (bad address or port): never given a slot. */
-  invalid: [backend: string, endpoint: Endpoint, message: string];
-  /** `kind`: "slots" when only a template had to grow. */
-  reloaded: [reason: string, durationMs: number, kind: "structural" | "slots"];
-  /** haproxy -c refused the configuration; the running one stays. Tried again once the structure changes. */
-  reloadRefused: [output: string];
-  reloadFailed: [message: string];
-};
-
-interface ReloadWanted {
-  readonly reason: string;
-  readonly kind: "structural" | "slots";
-  /** Identifies the configuration asked for: a refused or failed one is not tried again. */
-  readonly key: string;
-}
-
-export class Dataplane extends EventEmitter<Events> {
+export class Dataplane extends EventEmitter<DataplaneEvents> {
   readonly #options: DataplaneOptions;
   readonly #transport: Transport;
   readonly #log: Logger;
@@ -112,19 +42,13 @@ export class Dataplane extends EventEmitter<Events> {
   readonly #overflow = new Map<string, Set<string>>();
   // Backends where HAProxy refused `add server`; kept until another structure runs.
   readonly #noDynamic = new Set<string>();
-  // The structure hash the running worker reports; undefined when it has none.
+  readonly #reload: ReloadPath | undefined;
+  // The structure hash the running worker reports (show env); undefined when it has none.
   #running: string | undefined;
+  readonly #reaper: Reaper;
   #needFullSync = true;
   #lastFullSync = -Infinity;
   #syncing = false;
-  #lastReload = -Infinity;
-  #refusedKey: string | undefined;
-  #failedKey: string | undefined;
-  // The reaper: backends with dynamic servers parked in maint, waiting for `del server`.
-  readonly #deletes = new Set<string>();
-  #reapDue = false;
-  #reapCancel: Cancel | undefined;
-  #reapAt = Infinity;
   #waiters: (() => void)[] = [];
   #lastSynced: Date | undefined;
 
@@ -134,8 +58,10 @@ export class Dataplane extends EventEmitter<Events> {
     this.#transport = options.transport;
     this.#log = options.log;
     this.#clock = options.clock ?? systemClock;
-    const render = options.reload?.render;
-    this.#desired = new DesiredState(this.#clock.wallNow(), (backends) => (render ? structureHash(backends, render) : ""));
+    const reload = options.reload;
+    this.#reload = reload && new ReloadPath({ ...reload, clock: this.#clock });
+    this.#desired = new DesiredState(this.#clock.wallNow(), (backends) => this.#reload?.hash(backends) ?? "");
+    this.#reaper = new Reaper(this.#clock, () => this.#runner.run());
     this.#runner = new Runner({
       run: () => this.#sync(),
       afterRun: () => this.#afterRun(),
@@ -164,7 +90,7 @@ export class Dataplane extends EventEmitter<Events> {
   async stop(): Promise<void> {
     this.#syncing = false;
     this.#transport.off("connect", this.#onConnect);
-    this.#reapCancel?.();
+    this.#reaper.stop();
     await this.#runner.stop();
     await this.#transport.close();
   }
@@ -175,7 +101,8 @@ export class Dataplane extends EventEmitter<Events> {
       if (problem) this.emit("invalid", backend.name, endpoint, problem);
       return problem === undefined;
     });
-    if (!this.#desired.get(backend.name) && !this.#applied.has(backend.name)) this.#noteMissing(backend.name);
+    const known = Number.isFinite(this.#lastFullSync); // HAProxy's state was read: a new name may be missing
+    if (known && !this.#desired.get(backend.name) && !this.#applied.has(backend.name)) this.#noteMissing(backend.name);
     this.#desired.set(endpoints.length === backend.endpoints.length ? backend : { ...backend, endpoints }, this.#clock.now());
     this.#runner.run();
   }
@@ -222,7 +149,7 @@ export class Dataplane extends EventEmitter<Events> {
   }
 
   readonly #onConnect = (): void => {
-    this.#failedKey = undefined; // a new connection may be a new HAProxy: try again what failed
+    this.#reload?.newConnection();
     this.#needFullSync = true;
     this.#runner.cancelBackoff();
     this.#runner.run();
@@ -236,10 +163,16 @@ export class Dataplane extends EventEmitter<Events> {
     if (full && (await this.#readState()) === "failed") return "failed";
     if (this.#needFullSync) return "done"; // interrupted: the reconnect runs us again
     const reload = this.#reloadNeeded();
-    const wait = reload ? this.#lastReload + (this.#options.reload?.minReloadPeriodMs ?? 2_000) - started : 0;
-    if (reload && wait <= 0) return await this.#reloadNow(reload, started);
-    if (reload) this.#runner.runAfter(wait); // endpoint changes keep flowing meanwhile
-    return await this.#flush(full, started);
+    if (reload && this.#reload!.waitMs() === 0) return await this.#reloadNow(reload, started);
+    return await this.#flush(full, started); // endpoint changes flow while a reload waits
+  }
+
+  /** Asks for a run when a reload is wanted: now, or when --min-reload-period allows. */
+  #scheduleReload(): void {
+    if (this.#reloadNeeded()) this.#runner.runAfter(this.#reload!.waitMs());
+    // No reload will bring the missing backends (none configured, or it was refused or failed):
+    // their changes do not wait, for health as for whenSynced.
+    else for (const name of this.#missing) this.#desired.settle(name);
   }
 
   /** After each run: if nothing waits any more, that is the moment everything was in HAProxy. */
@@ -251,20 +184,17 @@ export class Dataplane extends EventEmitter<Events> {
 
   /** Replaces the applied picture and the slot assignment with HAProxy's own state. */
   async #readState(): Promise<RunResult> {
-    const [state, env] = await this.#transport.executeAll([showServersState(), showEnv(STRUCTURE_ENV)]);
-    const failure = [state, env].find((result) => !result!.ok);
-    if (failure && !failure.ok) {
+    const read = await readHaproxyState(this.#transport);
+    if (!read.ok) {
       this.#needFullSync = true;
-      if (isInterruption(failure.error)) return "done";
-      this.#log.error(`cannot read HAProxy's state: ${failure.error.message}`);
+      if (read.interrupted) return "done";
+      this.#log.error(`cannot read HAProxy's state: ${read.error.message}`);
       return "failed";
     }
-    const records = parseServersState(state?.ok ? state.reply : "");
-    const running = parseShowEnv(STRUCTURE_ENV, env?.ok ? env.reply : "");
     // Another structure runs: what it refused before (add server) may work now.
-    if (running !== this.#running) this.#noDynamic.clear();
-    this.#running = running;
-    this.#applied = AppliedState.fromRecords(records);
+    if (read.structure !== this.#running) this.#noDynamic.clear();
+    this.#running = read.structure;
+    this.#applied = AppliedState.fromRecords(read.records);
     this.#assignment.clear();
     for (const name of this.#applied.names()) this.#assignment.set(name, this.#applied.assignment(name));
     this.#missing.clear();
@@ -278,48 +208,26 @@ export class Dataplane extends EventEmitter<Events> {
 
   /** Whether the running configuration must change, and why; undefined also when that one was refused. */
   #reloadNeeded(): ReloadWanted | undefined {
-    if (!this.#options.reload) return undefined;
-    const structure = this.#desired.structure();
-    const growth = [...this.#overflow.keys()].sort();
+    if (!this.#reload) return undefined;
+    const growth = [...this.#overflow.keys()].sort().map((name) => [name, this.#desired.get(name)?.endpoints.length ?? 0] as const);
     const missing = [...this.#missing].sort();
-    const reasons: string[] = [];
-    if (structure !== this.#running) {
-      const why = this.#desired.reasons();
-      reasons.push(...(why.length > 0 ? why : ["the running configuration is not the cluster's"]));
-    } else if (missing.length > 0) reasons.push(`${missing.join(", ")} not in HAProxy's configuration`);
-    if (growth.length > 0) reasons.push(`${growth.join(", ")} need more slots than their templates have`);
-    if (reasons.length === 0) {
-      this.#desired.clearReasons();
-      return undefined;
-    }
-    const key = JSON.stringify([structure, missing, growth.map((name) => [name, this.#desired.get(name)?.endpoints.length])]);
-    if (key === this.#refusedKey || key === this.#failedKey) return undefined;
-    const kind = structure === this.#running && missing.length === 0 ? "slots" : "structural";
-    return { reason: reasons.join("; "), kind, key };
+    const want = this.#reload.wanted({ structure: this.#desired.structure(), running: this.#running, reasons: this.#desired.reasons(), missing, growth });
+    if (want === undefined) this.#desired.clearReasons(); // what runs is what is desired
+    return typeof want === "object" ? want : undefined;
   }
 
   /** A reload: the configuration rendered from the slot assignment, then the runtime socket moved to the new worker. */
   async #reloadNow(want: ReloadWanted, started: number): Promise<RunResult> {
-    const { reloader, render } = this.#options.reload!;
     const layout = this.#desired.backends().map((backend) => layoutBackend(backend, this.#assignment.get(backend.name)));
-    try {
-      const worker = await reloader.reload(renderConfig(layout, render));
-      this.#lastReload = this.#clock.now();
-      await switchToWorker(this.#transport, worker, this.#clock);
-    } catch (error) {
-      this.#lastReload = this.#clock.now();
-      const refused = isKubeHaproxyError(error, "E_CONFIG_INVALID") || isKubeHaproxyError(error, "E_INVALID_IDENTIFIER");
-      if (refused) this.#refusedKey = want.key;
-      else this.#failedKey = want.key;
-      this.#log.error(`HAProxy not reloaded (${want.reason}); the running configuration stays until the cluster changes: ${(error as Error).message}`);
-      if (refused) this.emit("reloadRefused", isKubeHaproxyError(error) ? (error.reply ?? error.message) : String(error));
-      else this.emit("reloadFailed", (error as Error).message);
-      // What only that configuration would have served does not count as waiting any more.
-      for (const name of this.#missing) this.#desired.settle(name);
-      this.#runner.run();
+    const outcome = await this.#reload!.reload(want, layout, this.#transport);
+    if (!outcome.ok) {
+      const { error, refused } = outcome;
+      this.#log.error(`HAProxy not reloaded (${want.reason}); the running configuration stays until the cluster changes: ${error.message}`);
+      if (refused) this.emit("reloadRefused", error.reply ?? error.message);
+      else this.emit("reloadFailed", error.message);
+      this.#runner.run(); // the endpoint changes that waited behind it
       return "done";
     }
-    this.#refusedKey = this.#failedKey = undefined;
     this.#desired.clearReasons();
     this.#overflow.clear();
     const durationMs = this.#clock.now() - started;
@@ -330,15 +238,12 @@ export class Dataplane extends EventEmitter<Events> {
   }
 
   async #flush(full: boolean, started: number): Promise<RunResult> {
-    const names = new Set(this.#desired.takeDirty());
-    if (this.#reapDue) for (const name of this.#deletes) names.add(name);
-    this.#reapDue = false;
+    const names = new Set([...this.#desired.takeDirty(), ...this.#reaper.takeDue()]);
     const outcome = await execute(this.#transport, this.#plans(names), {
       applied: (planned) => this.#record(planned),
       refused: (_planned, command, error) => this.emit("failed", command, error.message),
     });
-    for (const name of outcome.busyDeletes) this.#deletes.add(name);
-    if (outcome.busyDeletes.size > 0) this.#scheduleReap(this.#options.deleteRetryMs ?? 2_000);
+    for (const name of outcome.busyDeletes) this.#reaper.add(name, this.#options.deleteRetryMs ?? 2_000);
     for (const name of outcome.notDynamic) this.#noDynamic.add(name);
     if (outcome.interrupted || outcome.failed > 0) this.#needFullSync = true;
     if (outcome.failed > 0) {
@@ -351,7 +256,7 @@ export class Dataplane extends EventEmitter<Events> {
     }
     const durationMs = this.#clock.now() - started;
     this.emit("flushed", { full, backends: names.size, commands: outcome.answered, failed: outcome.failed, durationMs });
-    if (this.#reloadNeeded()) this.#runner.run(); // e.g. a backend that must grow by reload
+    this.#scheduleReload(); // e.g. a backend that must grow by reload
     return outcome.failed > 0 ? "failed" : "done";
   }
 
@@ -370,7 +275,7 @@ export class Dataplane extends EventEmitter<Events> {
       });
       this.#assignment.set(name, plan.assignment);
       this.#noteOverflow(name, plan.overflow);
-      if (!plan.changes.some((change) => change.kind === "del")) this.#deletes.delete(name);
+      if (!plan.changes.some((change) => change.kind === "del")) this.#reaper.forget(name);
       yield plan.changes.map((change) => ({ backend: name, change, dynamic: plan.dynamic.has(change.slot) }));
     }
   }
@@ -378,23 +283,7 @@ export class Dataplane extends EventEmitter<Events> {
   /** A change HAProxy confirmed. A dynamic server just parked in maint goes to the reaper at once. */
   #record({ backend, change }: PlannedChange): void {
     this.#applied.record(backend, change);
-    if (change.kind === "state" && change.state === "maint" && this.#applied.dynamic(backend).has(change.slot)) {
-      this.#deletes.add(backend);
-      this.#scheduleReap(0);
-    }
-  }
-
-  #scheduleReap(ms: number): void {
-    const at = this.#clock.now() + ms;
-    if (this.#reapCancel && this.#reapAt <= at) return;
-    this.#reapCancel?.();
-    this.#reapAt = at;
-    this.#reapCancel = this.#clock.schedule(() => {
-      this.#reapCancel = undefined;
-      this.#reapAt = Infinity;
-      this.#reapDue = true;
-      this.#runner.run();
-    }, ms);
+    if (change.kind === "state" && change.state === "maint" && this.#applied.dynamic(backend).has(change.slot)) this.#reaper.add(backend, 0);
   }
 
   /** Reports over-capacity endpoints once each; forgets those that fit again. */
@@ -413,8 +302,6 @@ export class Dataplane extends EventEmitter<Events> {
     if (this.#missing.has(name)) return;
     this.#missing.add(name);
     this.emit("missing", name);
-    // Without a reload path nothing will ever add it: its change does not wait.
-    if (!this.#options.reload) this.#desired.settle(name);
   }
 
   /** Nothing waits: no change, no full sync, no reload, no run in progress. */
@@ -422,8 +309,4 @@ export class Dataplane extends EventEmitter<Events> {
     if (!this.#syncing || this.#desired.pending > 0 || this.#desired.dirty > 0 || this.#needFullSync || this.#runner.running) return false;
     return this.#reloadNeeded() === undefined;
   }
-}
-
-function isInterruption(error: { readonly code: string }): boolean {
-  return error.code === "E_CONNECTION_CLOSED" || error.code === "E_NOT_CONNECTED";
 }

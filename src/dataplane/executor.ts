@@ -9,9 +9,22 @@
 //     anything else ─► failed (refused(); the caller asks for a full sync after backoff)
 
 import type { KubeHaproxyError } from "../errors.ts";
-import { addServer, addServerRefusal, delServer, delServerRefusal, setServerAddr, setServerState, type RuntimeCommand } from "../haproxy/commands.ts";
+import {
+  addServer,
+  addServerRefusal,
+  delServer,
+  delServerRefusal,
+  parseShowEnv,
+  setServerAddr,
+  setServerState,
+  showEnv,
+  showServersState,
+  type RuntimeCommand,
+} from "../haproxy/commands.ts";
 import { slotName } from "../haproxy/names.ts";
+import { STRUCTURE_ENV } from "../haproxy/render.ts";
 import type { CommandResult } from "../haproxy/runtime-client.ts";
+import { parseServersState, type ServerRecord } from "../haproxy/servers-state.ts";
 import type { SlotChange } from "./planner.ts";
 
 /** The runtime API as the data plane uses it (haproxy/runtime-client.ts; a fake in tests). */
@@ -110,7 +123,7 @@ function collect(
       return;
     }
     const { error } = result;
-    if (error.code === "E_CONNECTION_CLOSED" || error.code === "E_NOT_CONNECTED") {
+    if (isInterruption(error)) {
       outcome.interrupted = true;
       outcome.unconfirmed.add(change.backend);
       return;
@@ -141,4 +154,21 @@ function commandFor({ backend, change, dynamic }: PlannedChange): RuntimeCommand
     case "del":
       return delServer(backend, server);
   }
+}
+
+export type HaproxyState =
+  | { readonly ok: true; readonly records: readonly ServerRecord[]; readonly structure: string | undefined }
+  | { readonly ok: false; readonly interrupted: boolean; readonly error: KubeHaproxyError };
+
+/** HAProxy's own account: every server (`show servers state`) and the running structure (`show env`). */
+export async function readHaproxyState(transport: Transport): Promise<HaproxyState> {
+  const [state, env] = await transport.executeAll([showServersState(), showEnv(STRUCTURE_ENV)]);
+  if (!state!.ok) return { ok: false, interrupted: isInterruption(state!.error), error: state!.error };
+  if (!env!.ok) return { ok: false, interrupted: isInterruption(env!.error), error: env!.error };
+  return { ok: true, records: parseServersState(state!.reply), structure: parseShowEnv(STRUCTURE_ENV, env!.reply) };
+}
+
+/** The connection broke before HAProxy answered: what the command did is unknown, and no failure of it. */
+function isInterruption(error: KubeHaproxyError): boolean {
+  return error.code === "E_CONNECTION_CLOSED" || error.code === "E_NOT_CONNECTED";
 }

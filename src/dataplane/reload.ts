@@ -1,21 +1,115 @@
-// The reload path's I/O. The data plane decides when (a reload is one more kind of flush in its
-// queue) and renders the text from its own slot assignment; this file does the rest:
+// The reload path: a reload is one more kind of flush in the data plane's queue. It is decided
+// against what the running worker has (its structure hash, read with `show env`), never tried
+// twice for the same refused configuration, and rendered from the data plane's own layout:
 //
-//   text ─► temp file ─► haproxy -c ─► refused: E_CONFIG_INVALID, the file on disk unchanged
-//                                  └─► rename into place ─► master CLI `reload`
-//                                      ─► `show proc`: a new worker (its pid), or `[failed: N]` grew
-//   switchToWorker: reconnect the runtime client until `show info` answers from that worker
+//   ReloadPath.wanted   structure differs, a backend is missing, or one must grow ─► why, and a key
+//   ReloadPath.reload   render ─► Reloader ─► switchToWorker
+//   MasterReloader      text ─► temp file ─► haproxy -c ─► refused: E_CONFIG_INVALID, file unchanged
+//                                        └─► rename into place ─► master CLI `reload`
+//                                            ─► `show proc`: a new worker (its pid), or `[failed: N]` grew
+//   switchToWorker      reconnect the runtime client until `show info` answers from that worker
 //
 // Why it is safe: the new worker takes the listening sockets over (expose-fd listeners), the
 // old one finishes its connections (soft stop), and every endpoint is written into the new file.
 
-import { KubeHaproxyError } from "../errors.ts";
+import { KubeHaproxyError, isKubeHaproxyError } from "../errors.ts";
 import { parseInfoPid, showInfo } from "../haproxy/commands.ts";
 import { checkConfigFile } from "../haproxy/config-check.ts";
 import { writeConfigAtomically } from "../haproxy/config-file.ts";
 import { masterCommand, parseShowProc, type ProcessInfo } from "../haproxy/master.ts";
+import { renderConfig, structureHash, type RenderedBackend, type RenderOptions } from "../haproxy/render.ts";
+import type { Backend } from "../model.ts";
 import type { Transport } from "./executor.ts";
 import { systemClock, type Clock } from "./runner.ts";
+
+export interface ReloadWanted {
+  readonly reason: string;
+  /** "slots": only a template must grow; "structural": the configuration differs. */
+  readonly kind: "structural" | "slots";
+  /** Identifies the configuration asked for: one refused or failed is not tried again. */
+  readonly key: string;
+}
+
+export interface ReloadInput {
+  /** The desired structure's hash (structureOf every backend, the global settings). */
+  readonly structure: string;
+  /** The running worker's (show env); undefined when it has none. */
+  readonly running: string | undefined;
+  /** Why it changed, as the desired state recorded it. */
+  readonly reasons: readonly string[];
+  /** Desired backends HAProxy has no backend for, sorted. */
+  readonly missing: readonly string[];
+  /** Backends that cannot grow at runtime and overflow, with their endpoint counts, sorted. */
+  readonly growth: readonly (readonly [string, number])[];
+}
+
+export type ReloadOutcome = { readonly ok: true } | { readonly ok: false; readonly refused: boolean; readonly error: KubeHaproxyError };
+
+/** What HAProxy's configuration is, and what was tried: the reload path's memory. */
+export class ReloadPath {
+  readonly #reloader: Reloader;
+  readonly #render: RenderOptions;
+  readonly #minPeriodMs: number;
+  readonly #clock: Clock;
+  #lastReload = -Infinity;
+  // HAProxy refused this configuration (haproxy -c): not tried again until the desired state changes.
+  #refusedKey: string | undefined;
+  // This reload failed (no new worker): not tried again until then, or until a new connection.
+  #failedKey: string | undefined;
+
+  constructor(options: { reloader: Reloader; render: RenderOptions; minReloadPeriodMs?: number; clock: Clock }) {
+    this.#reloader = options.reloader;
+    this.#render = options.render;
+    this.#minPeriodMs = options.minReloadPeriodMs ?? 2_000;
+    this.#clock = options.clock;
+  }
+
+  /** The structure hash of these backends with this path's global settings. */
+  hash(backends: readonly Backend[]): string {
+    return structureHash(backends, this.#render);
+  }
+
+  /** A new connection may be a new HAProxy: a reload that failed is tried again. */
+  newConnection(): void {
+    this.#failedKey = undefined;
+  }
+
+  /** undefined: nothing to reload; "tried": wanted, but refused or failed before. */
+  wanted({ structure, running, reasons, missing, growth }: ReloadInput): ReloadWanted | "tried" | undefined {
+    const why: string[] = [];
+    if (structure !== running) why.push(...(reasons.length > 0 ? reasons : ["the running configuration is not the cluster's"]));
+    else if (missing.length > 0) why.push(`${missing.join(", ")} not in HAProxy's configuration`);
+    if (growth.length > 0) why.push(`${growth.map(([name]) => name).join(", ")} need more slots than their templates have`);
+    if (why.length === 0) return undefined;
+    const key = JSON.stringify([structure, missing, growth]);
+    if (key === this.#refusedKey || key === this.#failedKey) return "tried";
+    return { reason: why.join("; "), kind: structure === running && missing.length === 0 ? "slots" : "structural", key };
+  }
+
+  /** How long until --min-reload-period allows the next reload. */
+  waitMs(): number {
+    return Math.max(0, this.#lastReload + this.#minPeriodMs - this.#clock.now());
+  }
+
+  /** Loads the configuration of `layout` and points `transport` at the new worker. */
+  async reload(want: ReloadWanted, layout: readonly RenderedBackend[], transport: Transport): Promise<ReloadOutcome> {
+    try {
+      const worker = await this.#reloader.reload(renderConfig(layout, this.#render));
+      this.#lastReload = this.#clock.now();
+      await switchToWorker(transport, worker, this.#clock);
+    } catch (error) {
+      this.#lastReload = this.#clock.now();
+      // A name or address the renderer refuses is as final as haproxy -c refusing the file.
+      const refused = isKubeHaproxyError(error, "E_CONFIG_INVALID") || isKubeHaproxyError(error, "E_INVALID_IDENTIFIER");
+      if (refused) this.#refusedKey = want.key;
+      else this.#failedKey = want.key;
+      const wrapped = isKubeHaproxyError(error) ? error : new KubeHaproxyError("E_RELOAD_FAILED", String((error as Error).message ?? error), { cause: error });
+      return { ok: false, refused, error: wrapped };
+    }
+    this.#refusedKey = this.#failedKey = undefined;
+    return { ok: true };
+  }
+}
 
 /** Loads a configuration into HAProxy; resolves with the new worker's pid. Fakes stand in for it in tests. */
 export interface Reloader {
