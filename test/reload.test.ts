@@ -82,6 +82,18 @@ test("a configuration HAProxy refuses: the old one keeps serving, the error is r
   assert.ok(w.pods.map((p) => p.ip).includes(await get(w.url)), "still serving");
 });
 
+test("without a haproxy binary to check it, a configuration is never loaded unchecked (issue 9, bug 9)", async (t) => {
+  const w = await world(t, "tcp", { "haproxy-binary": "/nonexistent/haproxy" });
+  const refused: string[] = [];
+  w.sidecar.dataplane.on("reloadRefused", (output) => refused.push(output));
+  const before = await reloadCount(w.haproxy.masterSocket);
+  w.cluster.api.upsert("services", makeService("default", "unchecked", [{ port: await freePort() }]));
+  await waitFor(() => refused.length === 1, 10_000, "the refusal reported");
+  assert.match(refused[0]!, /ENOENT|not found|nonexistent/i);
+  assert.equal(await reloadCount(w.haproxy.masterSocket), before, "not reloaded");
+  assert.equal(w.sidecar.metrics.reloads.get({ reason: "rejected" }), 1);
+});
+
 test("the reload is decided from the running worker, not the file: a file written but not loaded is loaded after a sidecar restart (issue 9, bug 6)", async (t) => {
   const w = await world(t, "tcp");
   await w.sidecar.stop();

@@ -175,7 +175,7 @@ describe("sync engine", () => {
     assert.deepEqual(await servedBy(url, 2), [pods[0]!.ip]);
   });
 
-  test("more endpoints than slots: an overflow event, and the endpoints that fit keep working", async (t) => {
+  test("more endpoints than slots: one overflow event, and the endpoints that fit keep working", async (t) => {
     // static-rr cannot take dynamic servers (roundrobin would grow instead, see below).
     const { engine, url, backend, pods } = await setup(t, { slots: 2, pods: 3, algorithm: "static-rr" });
     const overflows: string[][] = [];
@@ -186,6 +186,12 @@ describe("sync engine", () => {
     assert.equal(overflows[0]!.length, 1);
     assert.equal(engine.status()[0]!.overflow, 1);
     assert.equal((await servedBy(url, 3)).length, 2);
+    // Counted once, not again at every flush that still finds it (issue 9, bug 5).
+    for (let i = 0; i < 3; i++) {
+      engine.requestFullSync();
+      await engine.whenSynced();
+    }
+    assert.equal(overflows.length, 1);
   });
 
   test("3 slots, 50 endpoints: dynamic servers, no reload; back to 2: dynamic servers deleted", async (t) => {
@@ -253,6 +259,18 @@ describe("sync engine", () => {
     await waitFor(() => engine.statusOf(backend.name).dynamic === 1, 10_000, "the held server deleted (c's remains)");
     const names = parseServersState(await client.execute(showServersState(backend.name))).map((r) => `${r.server} ${r.address}`);
     assert.ok(!names.some((name) => name.endsWith(` ${held}`)), `the held server is gone: ${names.join(", ")}`);
+  });
+
+  test("add server refused (the running algorithm takes no dynamic servers): tried once per endpoint, not after every full sync (issue 9, bug 4)", async (t) => {
+    const { engine, backend, pods, url } = await setup(t, { slots: 1, pods: 3, algorithm: "static-rr" });
+    const adds: string[] = [];
+    engine.on("failed", (command) => void (command.startsWith("add server") && adds.push(command)));
+    // The cluster asks for roundrobin (dynamic servers); the running worker still has static-rr
+    // (its reload pending, refused or failed).
+    engine.setBackend({ ...backend, algorithm: "roundrobin", endpoints: endpointsOf(pods) });
+    await sleep(2_000); // some ten retry backoffs of 20–200 ms
+    assert.equal(adds.length, 2, adds.join("\n"));
+    assert.equal((await servedBy(url, 1)).length, 1, "the endpoint that fits is served");
   });
 
   test("a 1,000-slot backend filled and emptied", async (t) => {

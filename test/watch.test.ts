@@ -5,6 +5,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
 import { silentLogger } from "../src/log.ts";
+import { isKubeHaproxyError } from "../src/errors.ts";
+import { listAll } from "../src/kube/list.ts";
 import { ClusterWatch, type Limiter } from "../src/kube/watch.ts";
 import { startSimulatedCluster } from "../src/sim/cluster.ts";
 import { makeService } from "../src/sim/objects.ts";
@@ -126,4 +128,12 @@ test("a silent watch is restarted when the stall timeout expires, not later (iss
   const after = performance.now() - paused;
   assert.ok(after < 2_000, `restarted ${Math.round(after)} ms after the silence began (timeout 1000 ms)`);
   cluster.api.resumeWatches();
+});
+
+test("a failed list is a KubeHaproxyError with the HTTP status (issue 9, bug 9)", async (t) => {
+  const { cluster } = await setup(t, 0);
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(cluster.kubeconfig);
+  cluster.api.failNext(1, 503);
+  await assert.rejects(listAll(kubeConfig, "/api/v1/services"), (error) => isKubeHaproxyError(error, "E_API_REQUEST") && error.status === 503);
 });
