@@ -11,7 +11,7 @@ import type { HealthStatus } from "./metrics/server.ts";
 import type { Proxier } from "./proxier.ts";
 
 /** /healthz fails when a change has waited this long to reach HAProxy (or the socket is down). */
-export const MAX_PENDING_MS = 30_000;
+const MAX_PENDING_MS = 30_000;
 
 type Health = ReturnType<Dataplane["health"]>;
 

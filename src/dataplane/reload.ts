@@ -175,7 +175,7 @@ export class MasterReloader implements Reloader {
  * Right after a reload a new connection may still be accepted by the old worker (both hold the
  * listening socket for a moment); commands sent there would meet "Proxy is disabled".
  */
-export async function switchToWorker(transport: Transport, worker: number, clock: Clock, timeoutMs = 5_000): Promise<void> {
+async function switchToWorker(transport: Transport, worker: number, clock: Clock, timeoutMs = 5_000): Promise<void> {
   const deadline = clock.now() + timeoutMs;
   while (clock.now() < deadline) {
     transport.reconnect();

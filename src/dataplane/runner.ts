@@ -18,7 +18,7 @@ export interface Clock {
   now(): number;
   /** Milliseconds since the epoch (trigger times and timestamps are wall-clock). */
   wallNow(): number;
-  /** Calls `fn` after `ms`; 0 means at the next turn of the event loop (after pending I/O). */
+  /** Calls `fn` after `ms`; 0 means once the current synchronous work is done. */
   schedule(fn: () => void, ms: number): Cancel;
 }
 
@@ -26,11 +26,13 @@ export const systemClock: Clock = {
   now: () => performance.now(),
   wallNow: () => Date.now(),
   schedule(fn, ms) {
-    // setImmediate, not setTimeout(0) (clamped to 1 ms): the hot path runs a flush this way, and
-    // the events of one watch chunk, already read, still join it.
+    // A microtask, not setTimeout(0) (clamped to 1 ms) nor setImmediate (after the rest of the
+    // I/O): the hot path runs a flush this way, and the events of one watch chunk, delivered
+    // synchronously one after the other, still join it.
     if (ms <= 0) {
-      const immediate = setImmediate(fn);
-      return () => clearImmediate(immediate);
+      let live = true;
+      queueMicrotask(() => live && fn());
+      return () => void (live = false);
     }
     const timer = setTimeout(fn, ms);
     timer.unref();
