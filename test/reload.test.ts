@@ -3,7 +3,9 @@
 // HAProxy, the sidecar in process, real clients; what HAProxy serves is read from HAProxy.
 
 import assert from "node:assert/strict";
-import { connect } from "node:net";
+import { once } from "node:events";
+import { readFile } from "node:fs/promises";
+import { connect, createServer } from "node:net";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { renderFromCluster } from "../src/bootstrap.ts";
@@ -109,6 +111,29 @@ test("the reload is decided from the running worker, not the file: a file writte
   await sidecar.dataplane.whenSynced();
   assert.equal(await reloadCount(w.haproxy.masterSocket), before + 1, "the running worker lacked the structure: one reload");
   assert.equal(await get(`http://127.0.0.1:${port}/`), w.pods[0]!.ip);
+});
+
+test("a new Service whose port is taken on the node: seen from the master, the running file kept, not retried (issue 13, item 2, in part)", async (t) => {
+  const w = await world(t, "tcp");
+  const port = await freePort();
+  const blocker = createServer().listen(port, "127.0.0.1");
+  t.after(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+  await once(blocker, "listening");
+  const running = await readFile(w.options.config, "utf8");
+  const failed: string[] = [];
+  w.sidecar.dataplane.on("reloadFailed", (message) => failed.push(message));
+  // haproxy -c passes (it binds nothing); the new worker cannot bind and does not start.
+  w.cluster.api.upsert("services", makeService("default", "blocked", [{ port }]));
+  await waitFor(() => failed.length === 1, 20_000, "the failed reload seen");
+  assert.match(failed[0]!, /failed to start/);
+  assert.equal(await readFile(w.options.config, "utf8"), running, "HAProxy would restart from the configuration that runs");
+  // Endpoint changes still flow, and the same structure is not tried again meanwhile.
+  w.setEndpoints(w.pods.slice(0, 2).map((p) => ({ ip: p.ip })));
+  const two = w.pods.slice(0, 2).map((p) => p.ip).sort().join();
+  await waitFor(async () => (await haproxyServers(w.options.socket, w.backend)).join() === two, 5_000, "an endpoint change applied");
+  await sleep(1_000);
+  assert.equal(failed.length, 1, "not retried");
+  assert.equal(w.sidecar.dataplane.health().pendingMs, 0);
 });
 
 test("a long-lived TCP connection opened before a reload keeps working after it", async (t) => {

@@ -6,12 +6,14 @@
 //   ReloadPath.reload   render ─► Reloader ─► switchToWorker
 //   MasterReloader      text ─► temp file ─► haproxy -c ─► refused: E_CONFIG_INVALID, file unchanged
 //                                        └─► rename into place ─► master CLI `reload`
-//                                            ─► `show proc`: a new worker (its pid), or `[failed: N]` grew
+//                                            ─► `show proc`: a new worker (its pid), or `[failed: N]`
+//                                               grew: E_RELOAD_FAILED, the file that runs put back
 //   switchToWorker      reconnect the runtime client until `show info` answers from that worker
 //
 // Why it is safe: the new worker takes the listening sockets over (expose-fd listeners), the
 // old one finishes its connections (soft stop), and every endpoint is written into the new file.
 
+import { readFile } from "node:fs/promises";
 import { KubeHaproxyError, isKubeHaproxyError } from "../errors.ts";
 import { parseInfoPid, showInfo } from "../haproxy/commands.ts";
 import { checkConfigFile } from "../haproxy/config-check.ts";
@@ -136,6 +138,8 @@ export class MasterReloader implements Reloader {
 
   async reload(config: string): Promise<number> {
     const { configPath, haproxyBinary = "haproxy" } = this.#options;
+    // The file HAProxy would start from after a restart: it must stay one that loaded.
+    const loaded = await readFile(configPath, "utf8").catch(() => undefined);
     await writeConfigAtomically(configPath, config, async (candidate) => {
       const check = await checkConfigFile(candidate, haproxyBinary);
       if (check.ok) return;
@@ -143,7 +147,13 @@ export class MasterReloader implements Reloader {
       const why = check.ran ? `haproxy -c refused it:\n${check.output}` : `${haproxyBinary} -c could not run (${check.output})`;
       throw new KubeHaproxyError("E_CONFIG_INVALID", `configuration not loaded: ${why}`, { reply: check.output });
     });
-    return await this.#reloadMaster();
+    try {
+      return await this.#reloadMaster();
+    } catch (error) {
+      // The new worker did not start (a port taken on the node, …): put back the one that runs.
+      if (loaded !== undefined) await writeConfigAtomically(configPath, loaded);
+      throw error;
+    }
   }
 
   /** Master CLI `reload`, then `show proc` until a worker that was not there before runs. */
