@@ -15,7 +15,9 @@
 
 import { writeFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
-import { bootstrapConfig, makeClusterWatch, translateOptions } from "../src/bootstrap.ts";
+import { clusterWatch, renderOptions, translateOptions } from "../src/compose.ts";
+import { layoutBackend } from "../src/dataplane/planner.ts";
+import { renderConfig } from "../src/haproxy/render.ts";
 import { silentLogger } from "../src/log.ts";
 import { Proxier } from "../src/proxier.ts";
 import { startSidecar } from "../src/sidecar.ts";
@@ -45,7 +47,7 @@ async function startup(args: ChildArgs): Promise<void> {
   const idleRssMb = process.memoryUsage().rss / 2 ** 20;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const watch = makeClusterWatch(options, silentLogger, {});
+  const watch = clusterWatch(options, silentLogger, {});
   const proxier = new Proxier({ setBackend() {}, deleteBackend() {} }, translateOptions(options), silentLogger);
   watch.on("service", proxier.onService);
   watch.on("endpointslice", proxier.onEndpointSlice);
@@ -54,7 +56,7 @@ async function startup(args: ChildArgs): Promise<void> {
   proxier.start();
   const backends = proxier.backends();
   const t2 = performance.now();
-  await writeFile(options.config, bootstrapConfig(backends, options));
+  await writeFile(options.config, renderConfig(backends.map((backend) => layoutBackend(backend)), renderOptions(options)));
   const t3 = performance.now();
   const cpu = cpuMs(cpu0);
   // Still holding the informer caches and the proxier's model, as the running sidecar does.
@@ -70,8 +72,7 @@ async function sidecar(args: ChildArgs): Promise<void> {
   const car = startSidecar(options, { log: silentLogger, env: {} });
   try {
     await car.started;
-    await car.reloader.idle();
-    await car.engine.whenSynced();
+    await car.dataplane.whenSynced();
     say({ ready: true, startupMs: performance.now() - t0, startupCpuMs: cpuMs(cpu0), ...memory() });
     const lines = createInterface({ input: process.stdin });
     const line = await new Promise<string>((resolve) => lines.once("line", resolve));
@@ -82,7 +83,7 @@ async function sidecar(args: ChildArgs): Promise<void> {
     const w0 = performance.now();
     say({ armed: true });
     await done;
-    await car.engine.whenSynced();
+    await car.dataplane.whenSynced();
     const wallMs = performance.now() - w0;
     const cpu = cpuMs(c0);
     say({ wallMs, cpuMs: cpu, ...memory(), ...retained() });

@@ -1,4 +1,4 @@
-// Issue 2's micro-benchmark: how close the engine (SyncEngine + RuntimeClient) comes to the raw
+// Issue 2's micro-benchmark: how close the engine (Dataplane + RuntimeClient) comes to the raw
 // socket limit when applying endpoint changes over HAProxy's runtime API.
 //
 //   one real HAProxy, `backends` × `slotsPerBackend` template slots, nothing listening behind them
@@ -27,7 +27,7 @@ import { parseServersState, stateOf } from "../src/haproxy/servers-state.ts";
 import { silentLogger } from "../src/log.ts";
 import { endpointKey, type Backend, type Endpoint } from "../src/model.ts";
 import { runtimeSocketIn, startHaproxy, type HaproxyProcess } from "../src/sim/haproxy.ts";
-import { SyncEngine } from "../src/sync/engine.ts";
+import { Dataplane } from "../src/dataplane/dataplane.ts";
 import { rawCommand, rawSocketRun } from "./lib/raw-socket.ts";
 import type { Scenario, ScenarioContext, ScenarioResult } from "./lib/report.ts";
 import { formatMs, median } from "./lib/stats.ts";
@@ -91,7 +91,7 @@ export async function benchEngine(options: EngineBenchOptions): Promise<EngineBe
   const dir = await mkdtemp(join(tmpdir(), "kh-bench-"));
   let haproxy: HaproxyProcess | undefined;
   let client: RuntimeClient | undefined;
-  let engine: SyncEngine | undefined;
+  let engine: Dataplane | undefined;
   try {
     const config = renderConfig(
       models.map((backend) => ({ backend, slots: slotsPerBackend, filled: new Map() })),
@@ -104,14 +104,15 @@ export async function benchEngine(options: EngineBenchOptions): Promise<EngineBe
     log(`engine: HAProxy with ${backends} × ${slotsPerBackend} slots started in ${formatMs(startMs)} (master ${rss.masterRssMb} MB, worker ${rss.workerRssMb} MB)`);
 
     client = new RuntimeClient({ address: haproxy.runtimeSocket, commandTimeoutMs: 120_000 });
-    engine = new SyncEngine({ client, log: silentLogger, configSyncPeriodMs: 0 });
+    engine = new Dataplane({ transport: client, log: silentLogger, configSyncPeriodMs: 0 });
     let engineCommands = 0;
     let engineFailed = 0;
-    engine.on("synced", (report) => {
+    engine.on("flushed", (report) => {
       engineCommands += report.commands;
       engineFailed += report.failed;
     });
     engine.start();
+    engine.beginSync();
     await client.waitConnected();
     await engine.whenSynced();
 

@@ -86,7 +86,7 @@ function appliedWith(world: World, ip: string, timeoutMs = 10_000): Promise<numb
   const { sidecar, backend } = world;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      sidecar.engine.off("applied", on);
+      sidecar.dataplane.off("applied", on);
       reject(new Error(`${backend}: ${ip} not applied within ${timeoutMs} ms`));
     }, timeoutMs);
     const on = (name: string): void => {
@@ -95,10 +95,10 @@ function appliedWith(world: World, ip: string, timeoutMs = 10_000): Promise<numb
       const ready = appliedIps(sidecar, backend, "ready");
       if (ready.length !== 1 || ready[0] !== ip) return;
       clearTimeout(timer);
-      sidecar.engine.off("applied", on);
+      sidecar.dataplane.off("applied", on);
       resolve(at);
     };
-    sidecar.engine.on("applied", on);
+    sidecar.dataplane.on("applied", on);
   });
 }
 
@@ -412,7 +412,7 @@ export const latencyScenario: Scenario = {
       ],
       notes: [
         `(a) and (b) are measured one after the other, never together; ${WARMUP} warm-up samples of each are dropped; ${SPACING_MS} ms pause between samples. One process holds the fake API server (HTTPS watch), the informers, the sidecar and the loopback pods; HAProxy is its own process.`,
-        `(a1)+(a2)+(a3) = (a) per sample: (a1) is the API server writing the watch line, TLS, undici and client-node's line parsing up to the informer's event; (a2) is the proxier's synchronous work; (a3) is the engine's flush (queued at once in p-queue, run a microtask later so one watch chunk's events join it), planning, the pipelined write and HAProxy's replies.`,
+        `(a1)+(a2)+(a3) = (a) per sample: (a1) is the API server writing the watch line, TLS, undici and client-node's line parsing up to the informer's event; (a2) is the proxier's synchronous work; (a3) is the data plane's flush (run by its runner at the next turn of the event loop, so one watch chunk's events join it), planning, the pipelined write and HAProxy's replies.`,
         `(b): the probe sends requests one at a time, each on a new connection, p50 ${s.requests.p50} / max ${s.requests.max} requests per sample; the request the new pod answered was sent p50 ${formatMs(s.firstRequestSent.p50)} / p99 ${formatMs(s.firstRequestSent.p99)} after the write, so (b) is late by up to one request's round trip (p50 ${formatMs(summarize(first.latency.map((x, i) => x - first.sent[i]!)).p50)} here); answers from the old pod after the write: ${first.oldAfterWrite} in all, of which ${first.oldAfterAck} on connections opened after the engine's "applied" (must be 0); failed requests (no answer): ${first.errors}, of which ${first.errorsAfterAck} after "applied".`,
         `(c): \`show servers state <backend>\` polled back to back on one prompt-mode connection of the bench's own, p50 ${s.separatePolls.p50} polls per sample at ${formatMs(s.separatePollMs.p50)} a poll (median): (c) is late by up to one poll; it includes HAProxy applying the commands but not the sidecar reading HAProxy's replies.`,
         `(c), first request: ${separate.firstRequest.oldAfterWrite} answers from the old pod after the write, ${separate.firstRequest.errors} failed requests; the request the new pod answered was sent p50 ${formatMs(summarize(separate.firstRequest.sent).p50)} after the write.`,

@@ -8,8 +8,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { reloadCount } from "../src/haproxy/master.ts";
 import type { Endpoint } from "../src/model.ts";
-import { renderOptions } from "../src/bootstrap.ts";
-import { layoutBackend } from "../src/sync/layout.ts";
+import { renderOptions } from "../src/compose.ts";
+import { layoutBackend } from "../src/dataplane/planner.ts";
 import { startPod } from "../src/sim/pods.ts";
 import { filledBackend, reloadPerChange } from "./lib/reload-baseline.ts";
 import type { Scenario, ScenarioContext, ScenarioResult } from "./lib/report.ts";

@@ -18,7 +18,7 @@ import { promisify } from "node:util";
 import { renderFromCluster } from "./bootstrap.ts";
 import { KubeHaproxyError } from "./errors.ts";
 import { reloadCount } from "./haproxy/master.ts";
-import { backendName } from "./haproxy/names.ts";
+import { backendName } from "./model.ts";
 import { createLogger } from "./log.ts";
 import { resolveOptions } from "./options.ts";
 import { startSidecar, type Sidecar } from "./sidecar.ts";
@@ -139,8 +139,8 @@ function portView(svc: SimService, sidecar: Sidecar, since: number): PortView {
     const pod = svc.pods.find((p) => p.pod.ip === ip);
     return pod === undefined ? "gone" : pod.state === "ready" ? "ready" : "drain";
   };
-  const applied = [...(sidecar.engine.applied(svc.backend)?.values() ?? [])];
-  const { slots = 0, used = 0 } = sidecar.engine.status().find((s) => s.name === svc.backend) ?? {};
+  const applied = [...(sidecar.dataplane.applied(svc.backend)?.values() ?? [])];
+  const { slots = 0, used = 0 } = sidecar.dataplane.status().find((s) => s.name === svc.backend) ?? {};
   return {
     name: `${NAMESPACE}/${svc.name}:${svc.mode}`, mode: svc.mode, slots, used,
     ready: applied.filter((s) => s.state === "ready").length, drain: applied.filter((s) => s.state === "drain").length,
@@ -210,15 +210,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     const sidecar = startSidecar(config, { log, env: {} });
     cleanup.push(() => sidecar.stop());
     sidecar.proxier.on("skipped", (skip) => skipped.push(skip.message));
-    sidecar.engine.on("applied", (backend, triggerTime, at) => {
+    sidecar.dataplane.on("applied", (backend, triggerTime, at) => {
       // Only the demo's own writes, each once (a later flush of the same backend repeats it).
       if (triggerTime === undefined || written.get(backend) !== triggerTime) return;
       written.delete(backend);
       latencies.push(Math.max(0, at - triggerTime));
     });
     await sidecar.started;
-    await sidecar.reloader.idle();
-    await sidecar.engine.whenSynced();
+    await sidecar.dataplane.whenSynced();
 
     const statsUrl = `http://127.0.0.1:${statsPort}/`;
     const draw = async (): Promise<void> => {

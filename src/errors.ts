@@ -9,11 +9,13 @@ export type ErrorCode =
   | "E_NOT_CONNECTED" // a command was sent while no connection was up
   | "E_LINE_TOO_LONG" // a request line does not fit HAProxy's tune.bufsize
   | "E_PROTOCOL" // a reply arrived with nothing waiting for it
+  | "E_UNREADABLE_REPLY" // a reply HAProxy sent cannot be parsed (show servers state, show proc)
   | "E_BAD_OPTION" // a flag or option value is invalid, or the kubeconfig it points to
   | "E_USAGE" // an unknown command or flag, a flag without its value, a stray argument
   | "E_API_UNAVAILABLE" // the API server did not give its lists within render's --timeout
+  | "E_API_REQUEST" // a request to the Kubernetes API server failed (`status`: its HTTP status)
   | "E_HAPROXY_UNREACHABLE" // nothing answers as HAProxy's runtime API on --socket
-  | "E_CONFIG_INVALID" // haproxy -c refused a rendered configuration
+  | "E_CONFIG_INVALID" // haproxy -c refused a rendered configuration (or could not run)
   | "E_RELOAD_FAILED"; // the master CLI reload did not produce a new worker
 
 export class KubeHaproxyError extends Error {
@@ -23,16 +25,19 @@ export class KubeHaproxyError extends Error {
   readonly command: string | undefined;
   /** HAProxy's own reply text, if any. */
   readonly reply: string | undefined;
+  /** The HTTP status of a failed API request, if any. */
+  readonly status: number | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
-    details: { command?: string; reply?: string; cause?: unknown } = {},
+    details: { command?: string; reply?: string; status?: number; cause?: unknown } = {},
   ) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.code = code;
     this.command = details.command;
     this.reply = details.reply;
+    this.status = details.status;
   }
 }
 

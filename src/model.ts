@@ -1,8 +1,16 @@
-// The desired model: what HAProxy should look like, independent of Kubernetes objects.
-// kube/ produces it, sync/ and haproxy/ consume it. Plain readonly data, nothing else.
+// The desired model: what the data plane should serve, independent of Kubernetes objects.
+// kube/ produces it, dataplane/ and haproxy/ consume it. Plain readonly data, and the few pure
+// rules every stage must agree on: names, endpoint validity, what "structure" is.
 
-/** HAProxy `mode` of a frontend/backend pair. */
-export type ProxyMode = "tcp" | "http";
+import { createHash } from "node:crypto";
+import { isIP } from "node:net";
+import { formatHostPort } from "./address.ts";
+
+/** How the proxy serves Services (--proxy-mode); only onlyfetch is built. */
+export type ProxyMode = "onlyfetch" | "local" | "mesh";
+
+/** How one Service port's traffic is proxied: HAProxy's `mode`. */
+export type BackendMode = "tcp" | "http";
 
 /** How an endpoint should be served: `ready` takes new connections, `drain` keeps only existing ones. */
 export type EndpointState = "ready" | "drain";
@@ -22,26 +30,67 @@ export interface Bind {
 
 /**
  * One Service port: a frontend and a backend in HAProxy. Every field except `endpoints`
- * and `triggerTime` is structural: changing it means a new configuration.
+ * and `triggerTime` is structural (see structureOf): changing it means a new configuration.
  */
 export interface Backend {
-  /** HAProxy backend name, already validated (see haproxy/names.ts). */
+  /** backendName(): unique per Service port, a valid identifier. */
   readonly name: string;
   /** `namespace/name:port`, for logs and metrics. */
   readonly servicePort: string;
-  readonly mode: ProxyMode;
+  readonly mode: BackendMode;
   readonly algorithm: string;
   readonly binds: readonly Bind[];
   /** ClientIP session affinity: stick on the source address for this many seconds. */
   readonly affinityTimeoutSeconds?: number;
   /** The least number of template slots to allocate. */
   readonly minSlots: number;
-  /** Sorted by ip, then port; unique on ip:port. */
+  /** Sorted by ip, then port; unique on ip:port; every one passes endpointProblem(). */
   readonly endpoints: readonly Endpoint[];
   /** The newest `endpoints.kubernetes.io/last-change-trigger-time`, in ms since the epoch. */
   readonly triggerTime?: number;
 }
 
 export function endpointKey(endpoint: { readonly ip: string; readonly port: number }): string {
-  return endpoint.ip.includes(":") ? `[${endpoint.ip}]:${endpoint.port}` : `${endpoint.ip}:${endpoint.port}`;
+  return formatHostPort(endpoint.ip, endpoint.port);
+}
+
+/**
+ * The part of a backend that only a new configuration can change (its name included). The
+ * one definition of "structure": the proxier, the data plane and the renderer's hash use it.
+ */
+export function structureOf(backend: Backend): string {
+  const binds = backend.binds.map((bind) => formatHostPort(bind.address, bind.port));
+  return JSON.stringify([backend.name, backend.mode, backend.algorithm, binds, backend.affinityTimeoutSeconds ?? null]);
+}
+
+/** Identifiers are at most this long; backendName() shortens longer ones with a hash. */
+export const MAX_NAME_LENGTH = 100;
+
+/**
+ * The name of a Service port's frontend and backend. Kubernetes namespaces and Service names are
+ * DNS labels and port names IANA service names ([a-z0-9-]), and none may contain ':', so
+ * `namespace:name:port` is a valid identifier and distinct Service ports never collide. Longer
+ * names are cut and suffixed with a hash of the whole name, which keeps them unique.
+ */
+export function backendName(namespace: string, service: string, port: string | number): string {
+  const full = `${namespace}:${service}:${port}`;
+  if (full.length <= MAX_NAME_LENGTH) return full;
+  const hash = createHash("sha256").update(full).digest("hex").slice(0, 10);
+  return `${full.slice(0, MAX_NAME_LENGTH - hash.length - 1)}-${hash}`;
+}
+
+/** An IPv4 or IPv6 address without a zone (`fe80::1%eth0` is never a pod address). */
+export function isEndpointAddress(value: unknown): value is string {
+  return typeof value === "string" && isIP(value) !== 0 && !value.includes("%");
+}
+
+export function isPort(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
+}
+
+/** The one endpoint validation: translate skips, and the data plane refuses, what fails it. */
+export function endpointProblem(endpoint: { readonly ip: unknown; readonly port: unknown }): string | undefined {
+  if (!isEndpointAddress(endpoint.ip)) return `invalid IP address ${JSON.stringify(endpoint.ip)}`;
+  if (!isPort(endpoint.port)) return `invalid port ${JSON.stringify(endpoint.port)}`;
+  return undefined;
 }

@@ -1,30 +1,29 @@
-// The proxier: turns cluster changes into desired backends for the engine, kube-proxy style.
+// The proxier: turns cluster changes into desired backends for the data plane, kube-proxy style.
 //
-//   watch events ─► ClusterState ─► translate one Service ─┬─ endpoints only ─► engine.setBackend
-//                                                          └─ structure changed ─► conflicts resolved
-//                                                             over all Services, then engine + onStructural
+//   watch events ─► ClusterState ─► translate one Service ─┬─ endpoints only ─► sink.setBackend
+//                                                          └─ structure changed ─► port conflicts
+//                                                             resolved over all Services ─► sink
 //
-// Nothing reaches the engine before both initial lists arrived (start()). After that, every
+// Nothing reaches the sink before both initial lists arrived (start()). After that, every
 // event flows straight through: no periodic recompute of the whole cluster on the hot path.
+// Whether HAProxy's configuration must change is the data plane's question, not ours.
 
 import { EventEmitter } from "node:events";
 import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
 import type { Logger } from "./log.ts";
-import type { Backend } from "./model.ts";
+import { structureOf, type Backend } from "./model.ts";
 import { ClusterState } from "./kube/cluster-state.ts";
 import { resolvePortConflicts, type ServiceTranslation, type Skip, type TranslateOptions } from "./kube/translate.ts";
 import type { WatchEventType } from "./kube/watch.ts";
 
-/** What the proxier drives: the sync engine's two entry points. */
+/** What the proxier drives: the data plane's two entry points. */
 export interface BackendSink {
   setBackend(backend: Backend): void;
   deleteBackend(name: string): void;
 }
 
 type Events = {
-  /** A Service port was created, deleted, or changed in a way only a new configuration can apply. */
-  structural: [reason: string];
-  /** A Service or port that is not served, with why (each distinct skip once). */
+  /** A Service or port that is not served, with why (each distinct skip once while it lasts). */
   skipped: [skip: Skip];
   /** Counts after every change. */
   counts: [counts: { services: number; ready: number; drain: number }];
@@ -38,8 +37,10 @@ export class Proxier extends EventEmitter<Events> {
   readonly #translations = new Map<string, ServiceTranslation>();
   // Backends given to the sink, after port conflicts were resolved: the desired structure.
   #active = new Map<string, Backend>();
-  // Skip messages already reported, per Service: each distinct skip is logged once.
+  // Skips already reported, per Service: each distinct skip is logged and counted once while it lasts.
   readonly #reported = new Map<string, Set<string>>();
+  // Port-conflict skips from the last resolve, per Service: part of what that Service reports.
+  #conflicts = new Map<string, Skip[]>();
   #started = false;
   // Counts for metrics, kept incrementally: Services with an active backend, endpoints by state.
   #services = 0;
@@ -66,7 +67,6 @@ export class Proxier extends EventEmitter<Events> {
   /** Both initial lists are in: compute everything once, then follow events. */
   start(): void {
     for (const key of this.#state.serviceKeys()) this.#translate(key);
-    // Not "structural": whether HAProxy already has this structure is the reloader's question.
     this.#resolve();
     this.#started = true;
   }
@@ -98,36 +98,31 @@ export class Proxier extends EventEmitter<Events> {
     const translation = this.#state.translate(key, this.#options);
     if (translation) this.#translations.set(key, translation);
     else this.#translations.delete(key);
-    this.#report(key, translation?.skipped ?? []);
+    this.#report(key);
     return translation;
   }
 
   /** Recomputes which backends are active across all Services and tells the sink what changed. */
   #resolve(): void {
     const { backends, skipped } = resolvePortConflicts([...this.#translations.values()]);
-    const conflicts = new Map<string, Skip[]>();
-    for (const skip of skipped) conflicts.set(skip.service, [...(conflicts.get(skip.service) ?? []), skip]);
-    for (const [service, skips] of conflicts) this.#report(service, [...(this.#translations.get(service)?.skipped ?? []), ...skips]);
+    const before = this.#conflicts;
+    this.#conflicts = new Map();
+    for (const skip of skipped) this.#conflicts.set(skip.service, [...(this.#conflicts.get(skip.service) ?? []), skip]);
+    for (const service of new Set([...before.keys(), ...this.#conflicts.keys()])) this.#report(service);
 
     const next = new Map(backends.map((backend) => [backend.name, backend]));
-    const reasons: string[] = [];
     for (const [name, old] of this.#active) {
       if (next.has(name)) continue;
       this.#count(old, undefined);
       this.#sink.deleteBackend(name);
-      reasons.push(`${old.servicePort} removed`);
     }
     for (const backend of backends) {
-      const old = this.#active.get(backend.name);
-      if (!old) reasons.push(`${backend.servicePort} added`);
-      else if (structureOf(old) !== structureOf(backend)) reasons.push(`${backend.servicePort} changed`);
-      this.#count(old, backend);
+      this.#count(this.#active.get(backend.name), backend);
       this.#sink.setBackend(backend);
     }
     this.#active = next;
     this.#services = new Set(backends.map((backend) => backend.servicePort.slice(0, backend.servicePort.lastIndexOf(":")))).size;
     this.#emitCounts();
-    if (reasons.length > 0 && this.#started) this.emit("structural", reasons.join(", "));
   }
 
   /** Keeps the endpoint counts current without walking every backend (the hot path). */
@@ -140,7 +135,9 @@ export class Proxier extends EventEmitter<Events> {
     this.emit("counts", { services: this.#services, ready: this.#ready, drain: this.#drain });
   }
 
-  #report(service: string, skips: readonly Skip[]): void {
+  /** Reports a Service's skips (its translation's and its port conflicts) that were not reported before. */
+  #report(service: string): void {
+    const skips = [...(this.#translations.get(service)?.skipped ?? []), ...(this.#conflicts.get(service) ?? [])];
     const seen = this.#reported.get(service) ?? new Set<string>();
     const now = new Set<string>();
     for (const skip of skips) {
@@ -155,13 +152,8 @@ export class Proxier extends EventEmitter<Events> {
   }
 }
 
-/** The part of a backend that only a new HAProxy configuration can change. */
-function structureOf(backend: Backend): string {
-  return JSON.stringify([backend.mode, backend.algorithm, backend.binds, backend.affinityTimeoutSeconds ?? null]);
-}
-
 function sameStructure(a: ServiceTranslation | undefined, b: ServiceTranslation | undefined): boolean {
   if (!a || !b) return a === b;
   if (a.createdAt !== b.createdAt || a.backends.length !== b.backends.length) return false;
-  return a.backends.every((backend, i) => backend.name === b.backends[i]!.name && structureOf(backend) === structureOf(b.backends[i]!));
+  return a.backends.every((backend, i) => structureOf(backend) === structureOf(b.backends[i]!));
 }

@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { V1Service } from "@kubernetes/client-node";
+import { ALGORITHMS } from "../src/haproxy/algorithms.ts";
 import { LABEL_EXPOSE, serviceLabelSelector, translateService, type TranslateOptions } from "../src/kube/translate.ts";
 import { startSimulatedCluster } from "../src/sim/cluster.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
@@ -14,7 +15,7 @@ import { get } from "../src/sim/pods.ts";
 import { runCli, tempDir, waitFor } from "./helpers.ts";
 import { world } from "./world.ts";
 
-const OPTIONS: TranslateOptions = { proxyMode: "onlyfetch", bindAddress: "127.0.0.1", algorithm: "roundrobin", minSlots: 4, onlyLabelled: true };
+const OPTIONS: TranslateOptions = { bindAddress: "127.0.0.1", algorithm: "roundrobin", algorithms: ALGORITHMS, minSlots: 4, onlyLabelled: true };
 
 const unlabelled = (service: V1Service): void => void delete service.metadata!.labels![LABEL_EXPOSE];
 

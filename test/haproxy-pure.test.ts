@@ -2,8 +2,22 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { checkAddress, checkName, checkPort, setServerAddr, setServerState, showServersState, addServer } from "../src/haproxy/commands.ts";
-import { backendName, parseSlotName, slotName } from "../src/haproxy/names.ts";
+import {
+  addServer,
+  addServerRefusal,
+  checkAddress,
+  checkName,
+  checkPort,
+  delServerRefusal,
+  parseInfoPid,
+  parseShowEnv,
+  setServerAddr,
+  setServerState,
+  showEnv,
+  showServersState,
+} from "../src/haproxy/commands.ts";
+import { parseSlotName, slotName } from "../src/haproxy/names.ts";
+import { backendName } from "../src/model.ts";
 import { ReplyDecoder, checkReply } from "../src/haproxy/reply.ts";
 import { parseServersState, stateOf } from "../src/haproxy/servers-state.ts";
 import { parseShowProc } from "../src/haproxy/master.ts";
@@ -152,12 +166,25 @@ describe("show servers state", () => {
   });
 });
 
-test("parseShowProc reads master and workers", () => {
-  const text = "#<PID>          <type>          <reloads>       <uptime>        <version>\n3262            master          1 [failed: 0]   0d00h00m01s     2.6.12\n# workers\n3275            worker          0               0d00h00m00s     2.6.12\n# programs\n";
+test("parseShowProc reads master and workers, and the master's count of workers that failed to start", () => {
+  const text = "#<PID>          <type>          <reloads>       <uptime>        <version>\n3262            master          1 [failed: 2]   0d00h00m01s     2.6.12\n# workers\n3275            worker          0               0d00h00m00s     2.6.12\n# programs\n";
   assert.deepEqual(parseShowProc(text), [
-    { pid: 3262, role: "master", reloads: 1 },
-    { pid: 3275, role: "worker", reloads: 0 },
+    { pid: 3262, role: "master", reloads: 1, failed: 2 },
+    { pid: 3275, role: "worker", reloads: 0, failed: 0 },
   ]);
+});
+
+test("show env and show info replies, and del/add server refusals by their text", () => {
+  assert.equal(showEnv("KUBE_HAPROXY_STRUCTURE").line, "show env KUBE_HAPROXY_STRUCTURE");
+  assert.throws(() => showEnv("X; shutdown"), (error) => isKubeHaproxyError(error, "E_INVALID_IDENTIFIER"));
+  assert.equal(parseShowEnv("KUBE_HAPROXY_STRUCTURE", "KUBE_HAPROXY_STRUCTURE=0123abcd"), "0123abcd");
+  assert.equal(parseShowEnv("KUBE_HAPROXY_STRUCTURE", "Variable not found"), undefined);
+  assert.equal(parseInfoPid("Name: HAProxy\nVersion: 2.6.12\nPid: 7133\nUptime: 0d"), 7133);
+  assert.equal(delServerRefusal("Server still has connections attached to it, cannot remove it."), "has-connections");
+  assert.equal(delServerRefusal("Only servers in maintenance mode can be deleted."), "other");
+  assert.equal(delServerRefusal("No such server."), "other");
+  assert.equal(addServerRefusal("Backend must use a dynamic load balancing to support dynamic servers."), "not-dynamic");
+  assert.equal(addServerRefusal("Already exists a server with the same name in backend."), "other");
 });
 
 test("ReplyDecoder: a 12 MB reply in 700 chunks comes out whole", () => {

@@ -6,7 +6,10 @@ import { once } from "node:events";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { test } from "node:test";
-import { createLogger } from "../src/log.ts";
+import { createLogger, silentLogger } from "../src/log.ts";
+import { createMetrics } from "../src/metrics/metrics.ts";
+import { startSidecar } from "../src/sidecar.ts";
+import { startHaproxy } from "../src/sim/haproxy.ts";
 import { makeSlice } from "../src/sim/objects.ts";
 import { summarize, formatTable } from "../src/status.ts";
 import { parseServersState } from "../src/haproxy/servers-state.ts";
@@ -24,7 +27,7 @@ async function fetchText(url: string): Promise<{ status: number; type: string; b
 test("metrics and health of a running sidecar", async (t) => {
   const w = await world(t, "tcp", { "metrics-bind-address": "127.0.0.1:0", "healthz-bind-address": "127.0.0.1:0" });
   const server = (await w.sidecar.statusServer)!;
-  await w.sidecar.engine.whenSynced();
+  await w.sidecar.dataplane.whenSynced();
   // One endpoint change carrying a trigger time, as the EndpointSlice controller sets it.
   w.cluster.api.upsert("endpointslices", makeSlice("default", "web", "web-1", w.pods.slice(0, 2).map((p) => ({ ip: p.ip })), [{ port: w.pods[0]!.port }]));
   await waitFor(() => w.sidecar.metrics.networkProgrammingDuration.get().count > 0, 5_000, "a programming latency sample");
@@ -59,12 +62,39 @@ test("metrics and health of a running sidecar", async (t) => {
   assert.match(JSON.parse(down.body).reason, /not connected/);
   // …but the sidecar itself is alive: restarting it would not bring HAProxy back.
   assert.equal((await fetchText(server.healthUrl.replace("/healthz", "/livez"))).status, 200);
-  assert.ok(w.sidecar.metrics.runtimeReconnects.get() >= 0);
+  assert.equal(w.sidecar.metrics.runtimeReconnects.get(), 0, "not reconnected while HAProxy is gone");
+  // HAProxy back (a container restart): one reconnect, healthy again.
+  const again = await startHaproxy({ dir: w.dir, configPath: w.haproxy.configPath });
+  t.after(() => again.stop());
+  await waitFor(async () => (await fetchText(server.healthUrl)).status === 200, 5_000, "healthy once HAProxy is back");
+  assert.equal(w.sidecar.metrics.runtimeReconnects.get(), 1);
+});
+
+test("programming latency: no sample after a restart without changes, one per change, none from full syncs (issue 9, bug 3)", async (t) => {
+  const w = await world(t, "tcp");
+  await w.sidecar.stop();
+  const metrics = createMetrics();
+  const sidecar = startSidecar(w.options, { log: silentLogger, env: {}, metrics });
+  t.after(() => sidecar.stop());
+  await sidecar.started;
+  await sidecar.dataplane.whenSynced();
+  const samples = (): number => metrics.networkProgrammingDuration.get().count;
+  sidecar.dataplane.requestFullSync();
+  await sidecar.dataplane.whenSynced();
+  assert.equal(samples(), 0, "nothing changed since the restart: no sample, however old the trigger times");
+  w.setEndpoints(w.pods.slice(0, 2).map((p) => ({ ip: p.ip })));
+  await waitFor(() => samples() > 0, 5_000, "the change's sample");
+  await sidecar.dataplane.whenSynced();
+  sidecar.dataplane.requestFullSync();
+  await sidecar.dataplane.whenSynced();
+  assert.equal(samples(), 1, "one change, one sample");
+  const { sum } = metrics.networkProgrammingDuration.get();
+  assert.ok(sum < 5, `a latency of this change, not of the Service's age (${sum} s)`);
 });
 
 test("kube-haproxy status prints slots per Service port, --json with the table's names, and says at once why HAProxy is unreachable", async (t) => {
   const w = await world(t, "tcp");
-  await w.sidecar.engine.whenSynced();
+  await w.sidecar.dataplane.whenSynced();
   const run = async (args: string[]): Promise<{ code: number; out: string }> => {
     const child = spawn(process.execPath, [CLI, "status", ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";

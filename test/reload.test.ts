@@ -1,36 +1,46 @@
 // Structural changes: hitless reloads under load, Services added and removed, refused
-// configurations, long-lived connections. Real HAProxy, the sidecar in process, real clients.
+// configurations, long-lived connections, the reload decided from the running worker. Real
+// HAProxy, the sidecar in process, real clients; what HAProxy serves is read from HAProxy.
 
 import assert from "node:assert/strict";
-import { connect } from "node:net";
+import { once } from "node:events";
+import { readFile } from "node:fs/promises";
+import { connect, createServer } from "node:net";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { renderFromCluster } from "../src/bootstrap.ts";
 import { reloadCount } from "../src/haproxy/master.ts";
+import { silentLogger } from "../src/log.ts";
+import { startSidecar } from "../src/sidecar.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
 import { freePort, get, startPods } from "../src/sim/pods.ts";
 import { startLoad } from "../src/sim/load.ts";
 import { waitFor } from "./helpers.ts";
-import { world } from "./world.ts";
+import { haproxyServers, world } from "./world.ts";
 
 for (const mode of ["tcp", "http"] as const) {
-  test(`20 structural reloads under load in ${mode} mode: no failed request, state equal after each`, async (t) => {
+  test(`20 structural reloads under load in ${mode} mode: no failed request, no failed command, HAProxy's state equal after each`, async (t) => {
     const w = await world(t, mode);
+    const failedCommands: string[] = [];
+    w.sidecar.dataplane.on("failed", (command, message) => failedCommands.push(`${command}: ${message}`));
     const traffic = startLoad(w.url);
     for (let i = 1; i <= 20; i++) {
-      // A Service port appears or goes away: structure.
+      // A Service port appears or goes away: structure. Endpoints change meanwhile (issue 9, bug 7).
       if (i % 2 === 1) w.cluster.api.upsert("services", makeService("default", "extra", [{ port: await freePort() }]));
       else w.cluster.api.remove("services", "default", "extra");
+      w.setEndpoints((i % 3 === 0 ? w.pods.slice(1) : w.pods).map((p) => ({ ip: p.ip })));
       await waitFor(async () => (await reloadCount(w.haproxy.masterSocket)) === i, 10_000, `reload ${i}`);
-      await w.sidecar.reloader.idle();
-      await w.sidecar.engine.whenSynced();
-      const applied = w.sidecar.engine.applied(`default:web:${new URL(w.url).port}`)!;
-      const serving = [...applied.values()].filter((slot) => slot.state === "ready").map((slot) => slot.ip).sort();
-      assert.deepEqual(serving, w.pods.map((p) => p.ip).sort(), `runtime state after reload ${i}`);
+      w.setEndpoints(w.pods.map((p) => ({ ip: p.ip })));
+      const all = w.pods.map((p) => p.ip).sort().join();
+      await waitFor(async () => (await haproxyServers(w.options.socket, w.backend)).join() === all, 5_000, `HAProxy's state after reload ${i}`);
     }
     await sleep(200);
     const result = await traffic.stop();
     assert.ok(result.sent > 200, `enough traffic (${result.sent})`);
     assert.equal(result.failed, 0, `failed requests: ${JSON.stringify(result)}`);
+    // A reload is not a failure: commands go to the new worker, never "Proxy is disabled" (issue 13, item 6).
+    assert.deepEqual(failedCommands, []);
+    assert.equal(w.sidecar.metrics.runtimeCommands.get({ result: "error" }), 0);
   });
 }
 
@@ -50,7 +60,7 @@ test("a Service created after start is served after one reload; a deleted one st
 test("a configuration HAProxy refuses: the old one keeps serving, the error is reported, no reload loop", async (t) => {
   const w = await world(t, "tcp");
   const rejected: string[] = [];
-  w.sidecar.reloader.on("rejected", (output) => rejected.push(output));
+  w.sidecar.dataplane.on("reloadRefused", (output) => rejected.push(output));
   const before = await reloadCount(w.haproxy.masterSocket);
   // Kubernetes caps the affinity timeout at a day; a larger one (from a broken or hostile
   // API) renders a stick-table expiry that HAProxy's own parser refuses.
@@ -63,10 +73,67 @@ test("a configuration HAProxy refuses: the old one keeps serving, the error is r
   );
   await waitFor(() => rejected.length === 1, 10_000, "the refusal reported");
   assert.match(rejected[0]!, /expire|timeout|ALERT/i);
+  // Endpoint changes of other Services still flow, and do not retry the refused configuration.
+  w.setEndpoints(w.pods.slice(0, 2).map((p) => ({ ip: p.ip })));
+  const two = w.pods.slice(0, 2).map((p) => p.ip).sort().join();
+  await waitFor(async () => (await haproxyServers(w.options.socket, w.backend)).join() === two, 5_000, "the other Service's change applied");
   await sleep(500);
   assert.equal(rejected.length, 1, "not retried while nothing changed");
   assert.equal(await reloadCount(w.haproxy.masterSocket), before, "no reload");
+  assert.equal(w.sidecar.dataplane.health().pendingMs, 0, "a refused configuration is not a change waiting forever");
   assert.ok(w.pods.map((p) => p.ip).includes(await get(w.url)), "still serving");
+});
+
+test("without a haproxy binary to check it, a configuration is never loaded unchecked (issue 9, bug 9)", async (t) => {
+  const w = await world(t, "tcp", { "haproxy-binary": "/nonexistent/haproxy" });
+  const refused: string[] = [];
+  w.sidecar.dataplane.on("reloadRefused", (output) => refused.push(output));
+  const before = await reloadCount(w.haproxy.masterSocket);
+  w.cluster.api.upsert("services", makeService("default", "unchecked", [{ port: await freePort() }]));
+  await waitFor(() => refused.length === 1, 10_000, "the refusal reported");
+  assert.match(refused[0]!, /ENOENT|not found|nonexistent/i);
+  assert.equal(await reloadCount(w.haproxy.masterSocket), before, "not reloaded");
+  assert.equal(w.sidecar.metrics.reloads.get({ reason: "rejected" }), 1);
+});
+
+test("the reload is decided from the running worker, not the file: a file written but not loaded is loaded after a sidecar restart (issue 9, bug 6)", async (t) => {
+  const w = await world(t, "tcp");
+  await w.sidecar.stop();
+  const port = await freePort();
+  w.cluster.api.upsert("services", makeService("shop", "cart", [{ port }]));
+  w.cluster.api.upsert("endpointslices", makeSlice("shop", "cart", "cart-1", [{ ip: w.pods[0]!.ip }], [{ port: w.pods[0]!.port }]));
+  // As if a reload had written the file and then failed: the file has the new structure, the worker has not.
+  await renderFromCluster(w.options, silentLogger, {});
+  const before = await reloadCount(w.haproxy.masterSocket);
+  const sidecar = startSidecar(w.options, { log: silentLogger, env: {} });
+  t.after(() => sidecar.stop());
+  await sidecar.started;
+  await sidecar.dataplane.whenSynced();
+  assert.equal(await reloadCount(w.haproxy.masterSocket), before + 1, "the running worker lacked the structure: one reload");
+  assert.equal(await get(`http://127.0.0.1:${port}/`), w.pods[0]!.ip);
+});
+
+test("a new Service whose port is taken on the node: seen from the master, the running file kept, not retried (issue 13, item 2, in part)", async (t) => {
+  const w = await world(t, "tcp");
+  const port = await freePort();
+  const blocker = createServer().listen(port, "127.0.0.1");
+  t.after(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+  await once(blocker, "listening");
+  const running = await readFile(w.options.config, "utf8");
+  const failed: string[] = [];
+  w.sidecar.dataplane.on("reloadFailed", (message) => failed.push(message));
+  // haproxy -c passes (it binds nothing); the new worker cannot bind and does not start.
+  w.cluster.api.upsert("services", makeService("default", "blocked", [{ port }]));
+  await waitFor(() => failed.length === 1, 20_000, "the failed reload seen");
+  assert.match(failed[0]!, /failed to start/);
+  assert.equal(await readFile(w.options.config, "utf8"), running, "HAProxy would restart from the configuration that runs");
+  // Endpoint changes still flow, and the same structure is not tried again meanwhile.
+  w.setEndpoints(w.pods.slice(0, 2).map((p) => ({ ip: p.ip })));
+  const two = w.pods.slice(0, 2).map((p) => p.ip).sort().join();
+  await waitFor(async () => (await haproxyServers(w.options.socket, w.backend)).join() === two, 5_000, "an endpoint change applied");
+  await sleep(1_000);
+  assert.equal(failed.length, 1, "not retried");
+  assert.equal(w.sidecar.dataplane.health().pendingMs, 0);
 });
 
 test("a long-lived TCP connection opened before a reload keeps working after it", async (t) => {
@@ -102,18 +169,19 @@ test("slots exhausted on an algorithm without dynamic servers: one reload grows 
   // static-rr takes no dynamic servers (a structural change itself: one reload).
   w.cluster.api.upsert("services", makeService("default", "web", [{ port: Number(port) }], (s) => (s.metadata!.annotations!["kube-haproxy.io/algorithm"] = "static-rr")));
   await waitFor(async () => (await reloadCount(w.haproxy.masterSocket)) === 1, 10_000, "the algorithm reload");
-  await w.sidecar.reloader.idle();
+  await w.sidecar.dataplane.whenSynced();
   const more = await startPods(4, { base: 220, port: w.pods[0]!.port });
   t.after(async () => void (await Promise.all(more.map((pod) => pod.stop()))));
   const all = [...w.pods, ...more];
   // 7 endpoints, 4 template slots: overflow, then a reload that renders enough slots.
   w.cluster.api.upsert("endpointslices", makeSlice("default", "web", "web-1", all.map((p) => ({ ip: p.ip })), [{ port: w.pods[0]!.port }]));
   await waitFor(async () => (await reloadCount(w.haproxy.masterSocket)) === 2, 10_000, "the growth reload");
-  await w.sidecar.reloader.idle();
-  await w.sidecar.engine.whenSynced();
-  const status = w.sidecar.engine.statusOf(`default:web:${port}`);
+  await w.sidecar.dataplane.whenSynced();
+  const status = w.sidecar.dataplane.statusOf(`default:web:${port}`);
   assert.ok(status.slots >= 7 && status.dynamic === 0 && status.overflow === 0, JSON.stringify(status));
+  assert.deepEqual(await haproxyServers(w.options.socket, w.backend), all.map((p) => p.ip).sort());
   const seen = new Set<string>();
   for (let i = 0; i < 7 * 3; i++) seen.add(await get(w.url));
   assert.equal(seen.size, 7, "static-rr serves all seven");
+  assert.equal(w.sidecar.metrics.skipped.get({ reason: "over-capacity" }), 3, "the 3 endpoints over capacity counted once each");
 });

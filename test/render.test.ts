@@ -5,7 +5,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { checkConfigFile } from "../src/haproxy/config-check.ts";
-import { readStructureHash, renderConfig, type RenderedBackend } from "../src/haproxy/render.ts";
+import { renderConfig, structureHash, type RenderedBackend } from "../src/haproxy/render.ts";
 import { isKubeHaproxyError } from "../src/errors.ts";
 import { draining, makeBackend, ready, tempDir } from "./helpers.ts";
 
@@ -38,10 +38,10 @@ async function assertValid(t: Parameters<typeof tempDir>[0], text: string): Prom
 test("golden configuration, valid for haproxy -c", async (t) => {
   const text = renderConfig([web, db], { runtimeSocket: "/var/run/haproxy/runtime.sock", stats: { bind: { address: "127.0.0.1", port: 8404 } } });
   assert.equal(
-    text.replace(/^# structure: [0-9a-f]{16}$/m, "# structure: HASH"),
+    text.replace(/^  setenv KUBE_HAPROXY_STRUCTURE [0-9a-f]{16}$/m, "  setenv KUBE_HAPROXY_STRUCTURE HASH"),
     `# Rendered by kube-haproxy. Endpoint changes are applied at runtime; do not edit.
-# structure: HASH
 global
+  setenv KUBE_HAPROXY_STRUCTURE HASH
   stats socket /var/run/haproxy/runtime.sock mode 660 level admin expose-fd listeners
   stats timeout 24h
 
@@ -129,9 +129,9 @@ test("a 1,000-slot backend renders compactly and is valid", async (t) => {
 
 test("the structure hash changes with structure, not with endpoints", () => {
   const options = { runtimeSocket: "/tmp/x.sock" };
-  const hash = (rendered: RenderedBackend[]): string | undefined => readStructureHash(renderConfig(rendered, options));
+  const hash = (rendered: RenderedBackend[]): string => structureHash(rendered.map((r) => r.backend), options);
   const base = hash([web, db]);
-  assert.match(base ?? "", /^[0-9a-f]{16}$/);
+  assert.match(renderConfig([web, db], options), new RegExp(`^  setenv KUBE_HAPROXY_STRUCTURE ${base}$`, "m"), "the running worker carries it");
   assert.equal(hash([db, { ...web, filled: new Map(), slots: 64 }]), base, "endpoints and slots are not structure");
   assert.notEqual(hash([web]), base, "a removed Service port");
   assert.notEqual(hash([web, { ...db, backend: { ...db.backend, algorithm: "roundrobin" } }]), base, "an algorithm");

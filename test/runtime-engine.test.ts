@@ -1,7 +1,10 @@
-// The runtime client and the sync engine against a real HAProxy, with real traffic to loopback pods.
+// The runtime client and the data plane's endpoint path against a real HAProxy, with real
+// traffic to loopback pods.
 
 import assert from "node:assert/strict";
 import { Agent, request } from "node:http";
+import { connect, type Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, test } from "node:test";
 import { setServerState, showServersState } from "../src/haproxy/commands.ts";
 import { renderConfig, type RenderedBackend } from "../src/haproxy/render.ts";
@@ -13,13 +16,13 @@ import { silentLogger } from "../src/log.ts";
 import type { Backend, Endpoint } from "../src/model.ts";
 import { startHaproxy, runtimeSocketIn, type HaproxyProcess } from "../src/sim/haproxy.ts";
 import { freePort, get, spread, startPods, type Pod } from "../src/sim/pods.ts";
-import { SyncEngine } from "../src/sync/engine.ts";
+import { Dataplane } from "../src/dataplane/dataplane.ts";
 import { draining, makeBackend, ready, tempDir, waitFor } from "./helpers.ts";
 
 interface Setup {
   haproxy: HaproxyProcess;
   client: RuntimeClient;
-  engine: SyncEngine;
+  engine: Dataplane;
   url: string;
   backend: Backend;
   pods: Pod[];
@@ -27,7 +30,7 @@ interface Setup {
 
 async function setup(
   t: Parameters<typeof tempDir>[0],
-  options: { slots?: number; pods?: number; runtimeAddress?: string; algorithm?: string } = {},
+  options: { slots?: number; pods?: number; runtimeAddress?: string; algorithm?: string; deleteRetryMs?: number } = {},
 ): Promise<Setup> {
   const dir = await tempDir(t);
   const port = await freePort();
@@ -36,7 +39,7 @@ async function setup(
   const rendered: RenderedBackend = { backend, slots: options.slots ?? 4, filled: new Map() };
   const haproxy = await startHaproxy({ dir, runtimeSocket: options.runtimeAddress, config: renderConfig([rendered], { runtimeSocket: options.runtimeAddress ?? runtimeSocketIn(dir) }) });
   const client = new RuntimeClient({ address: options.runtimeAddress ?? haproxy.runtimeSocket, reconnectMinMs: 20, reconnectMaxMs: 200 });
-  const engine = new SyncEngine({ client, log: silentLogger, retryMinMs: 20, retryMaxMs: 200, configSyncPeriodMs: 0 });
+  const engine = new Dataplane({ transport: client, log: silentLogger, retryMinMs: 20, retryMaxMs: 200, configSyncPeriodMs: 0, deleteRetryMs: options.deleteRetryMs });
   t.after(async () => {
     await engine.stop();
     await client.close();
@@ -44,6 +47,7 @@ async function setup(
     await Promise.all(pods.map((pod) => pod.stop()));
   });
   engine.start();
+  engine.beginSync();
   return { haproxy, client, engine, url: `http://127.0.0.1:${port}/`, backend, pods };
 }
 
@@ -171,7 +175,7 @@ describe("sync engine", () => {
     assert.deepEqual(await servedBy(url, 2), [pods[0]!.ip]);
   });
 
-  test("more endpoints than slots: an overflow event, and the endpoints that fit keep working", async (t) => {
+  test("more endpoints than slots: one overflow event, and the endpoints that fit keep working", async (t) => {
     // static-rr cannot take dynamic servers (roundrobin would grow instead, see below).
     const { engine, url, backend, pods } = await setup(t, { slots: 2, pods: 3, algorithm: "static-rr" });
     const overflows: string[][] = [];
@@ -182,6 +186,12 @@ describe("sync engine", () => {
     assert.equal(overflows[0]!.length, 1);
     assert.equal(engine.status()[0]!.overflow, 1);
     assert.equal((await servedBy(url, 3)).length, 2);
+    // Counted once, not again at every flush that still finds it (issue 9, bug 5).
+    for (let i = 0; i < 3; i++) {
+      engine.requestFullSync();
+      await engine.whenSynced();
+    }
+    assert.equal(overflows.length, 1);
   });
 
   test("3 slots, 50 endpoints: dynamic servers, no reload; back to 2: dynamic servers deleted", async (t) => {
@@ -202,6 +212,67 @@ describe("sync engine", () => {
     assert.deepEqual(await servedBy(url, 2), ips(pods.slice(0, 2)));
   });
 
+  test("a removed dynamic server that keeps a connection: healthy, other changes flow, deleted once it closes (issue 9, bug 1)", { timeout: 60_000 }, async (t) => {
+    const { engine, url, backend, pods, client } = await setup(t, { slots: 1, pods: 3, deleteRetryMs: 100 });
+    const [a, b, c] = pods as [Pod, Pod, Pod];
+    engine.setBackend({ ...backend, endpoints: endpointsOf([a, b]) });
+    await engine.whenSynced();
+    const dynamicIp = (): string | undefined => {
+      const applied = engine.applied(backend.name)!;
+      return [...applied].find(([slot]) => slot > 1 && applied.get(slot)!.state !== "maint")?.[1].ip;
+    };
+    const held = dynamicIp()!;
+    assert.ok(held, "one endpoint on a dynamic server");
+    // A long-lived connection to the pod on the dynamic server (keep-alive HTTP through a TCP frontend).
+    const port = Number(new URL(url).port);
+    let socket: Socket | undefined;
+    for (let i = 0; i < 50 && !socket; i++) {
+      const candidate = connect({ host: "127.0.0.1", port });
+      t.after(() => candidate.destroy());
+      candidate.setEncoding("utf8");
+      const who = await new Promise<string>((resolve) => {
+        candidate.once("data", (chunk: string) => resolve(chunk.trim().split("\n").at(-1)!));
+        candidate.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      });
+      if (who === held) socket = candidate;
+      else candidate.destroy();
+    }
+    assert.ok(socket, `a connection to ${held}`);
+    const kept = a.ip === held ? a : b;
+    const reports: { commands: number; failed: number }[] = [];
+    engine.on("flushed", (report) => reports.push(report));
+    engine.setBackend({ ...backend, endpoints: endpointsOf([kept === a ? b : a]) });
+    await engine.whenSynced();
+    // Held for many delete retries: every one answered "still has connections", none a failure.
+    for (let i = 0; i < 10; i++) {
+      await sleep(150);
+      assert.equal(engine.health().pendingMs, 0, "a pending delete is not a pending change");
+      assert.equal(engine.statusOf(backend.name).dynamic, 1, "not deleted while the connection lives");
+    }
+    // Meanwhile a change is applied at once, not behind the delete's retry timer (bug 2).
+    engine.setBackend({ ...backend, endpoints: endpointsOf([kept === a ? b : a, c]) });
+    await engine.whenSynced();
+    assert.ok((await servedBy(url, 2)).includes(c.ip));
+    assert.ok(reports.filter((r) => r.commands > 0).length >= 5, `delete retried (${reports.length} flushes)`);
+    assert.deepEqual(reports.filter((r) => r.failed > 0), [], "busy deletes are not failures");
+    socket.destroy();
+    await waitFor(() => engine.statusOf(backend.name).dynamic === 1, 10_000, "the held server deleted (c's remains)");
+    const names = parseServersState(await client.execute(showServersState(backend.name))).map((r) => `${r.server} ${r.address}`);
+    assert.ok(!names.some((name) => name.endsWith(` ${held}`)), `the held server is gone: ${names.join(", ")}`);
+  });
+
+  test("add server refused (the running algorithm takes no dynamic servers): tried once per endpoint, not after every full sync (issue 9, bug 4)", async (t) => {
+    const { engine, backend, pods, url } = await setup(t, { slots: 1, pods: 3, algorithm: "static-rr" });
+    const adds: string[] = [];
+    engine.on("failed", (command) => void (command.startsWith("add server") && adds.push(command)));
+    // The cluster asks for roundrobin (dynamic servers); the running worker still has static-rr
+    // (its reload pending, refused or failed).
+    engine.setBackend({ ...backend, algorithm: "roundrobin", endpoints: endpointsOf(pods) });
+    await sleep(2_000); // some ten retry backoffs of 20–200 ms
+    assert.equal(adds.length, 2, adds.join("\n"));
+    assert.equal((await servedBy(url, 1)).length, 1, "the endpoint that fits is served");
+  });
+
   test("a 1,000-slot backend filled and emptied", async (t) => {
     const { engine, backend, client, url, pods } = await setup(t, { slots: 1000, pods: 1 });
     const pod = pods[0]!;
@@ -209,7 +280,7 @@ describe("sync engine", () => {
     const endpoints = [ready(pod.ip, pod.port)];
     for (let i = 1; i < 1000; i++) endpoints.push(ready(`127.250.${Math.floor(i / 250)}.${(i % 250) + 1}`, 9));
     let commands = 0;
-    engine.on("synced", (report) => (commands += report.commands));
+    engine.on("flushed", (report) => (commands += report.commands));
     engine.setBackend({ ...backend, endpoints });
     await engine.whenSynced();
     const full = parseServersState(await client.execute(showServersState("default:web:80")));

@@ -1,13 +1,13 @@
-// Slot assignment and planning: pure functions, tables of cases.
+// Slot assignment, planning, the growth policy and the render layout: pure functions, tables of cases.
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { AppliedState } from "../src/sync/applied.ts";
-import { applyChange, planBackend, type AppliedSlot } from "../src/sync/plan.ts";
+import { AppliedState } from "../src/dataplane/applied.ts";
+import { applyChange, layoutBackend, planBackend, planBackendSync, type AppliedSlot } from "../src/dataplane/planner.ts";
 import { parseServersState } from "../src/haproxy/servers-state.ts";
-import { assignSlots, slotCapacity, slotRange } from "../src/sync/slots.ts";
+import { assignSlots, slotCapacity, slotRange } from "../src/dataplane/slots.ts";
 import type { Endpoint } from "../src/model.ts";
-import { draining, ready } from "./helpers.ts";
+import { draining, makeBackend, ready } from "./helpers.ts";
 
 describe("assignSlots", () => {
   test("fills from the lowest slot", () => {
@@ -154,5 +154,45 @@ describe("AppliedState", () => {
     copy.record("b", { kind: "del", slot: 2 });
     assert.deepEqual(copy.slots("b"), [1]);
     assert.equal(copy.dynamic("b").size, 0);
+  });
+});
+
+describe("planBackendSync: the growth policy", () => {
+  const empty: AppliedSlot = { ip: "0.0.0.0", port: 0, state: "maint" };
+  const applied = new Map<number, AppliedSlot>([[1, empty], [2, empty]]);
+  const endpoints = [ready("10.0.0.1", 80), ready("10.0.0.2", 80), ready("10.0.0.3", 80)];
+  const input = { endpoints, previous: new Map<string, number>(), slots: [1, 2], applied, dynamic: new Set<number>() };
+
+  test("slots run out on a growable backend: a dynamic server above the highest slot", () => {
+    const plan = planBackendSync({ ...input, growable: true });
+    assert.deepEqual(plan.overflow, []);
+    assert.deepEqual([...plan.dynamic], [3]);
+    assert.deepEqual(plan.changes.filter((c) => c.slot === 3), [
+      { kind: "add", slot: 3, ip: "10.0.0.3", port: 80 },
+      { kind: "state", slot: 3, state: "ready" },
+    ]);
+  });
+
+  test("not growable: the overflow is reported and what fits is served", () => {
+    const plan = planBackendSync({ ...input, growable: false });
+    assert.deepEqual(plan.overflow, ["10.0.0.3:80"]);
+    assert.deepEqual(plan.dynamic.size, 0);
+    assert.equal(plan.changes.filter((c) => c.kind === "state" && c.state === "ready").length, 2);
+  });
+});
+
+describe("layoutBackend: what a reload renders", () => {
+  const backend = makeBackend("b", [ready("10.0.0.1", 80), ready("10.0.0.2", 80), draining("10.0.0.3", 80)], { minSlots: 4 });
+
+  test("keeps the data plane's slots where they still exist", () => {
+    const layout = layoutBackend(backend, new Map([["10.0.0.2:80", 3], ["10.0.0.1:80", 1]]));
+    assert.equal(layout.slots, 4);
+    assert.deepEqual([...layout.filled].map(([slot, e]) => [slot, e.ip]).sort(), [[1, "10.0.0.1"], [2, "10.0.0.3"], [3, "10.0.0.2"]]);
+  });
+
+  test("dynamic servers and far slots fold back into a template sized by slotCapacity", () => {
+    const layout = layoutBackend(backend, new Map([["10.0.0.1:80", 1], ["10.0.0.2:80", 40]]));
+    assert.equal(layout.slots, 4);
+    assert.deepEqual([...layout.filled.keys()].sort(), [1, 2, 3]);
   });
 });

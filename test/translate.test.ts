@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { DiscoveryV1EndpointPort, V1Endpoint, V1EndpointConditions, V1EndpointSlice, V1Service } from "@kubernetes/client-node";
+import { ALGORITHMS, takesDynamicServers } from "../src/haproxy/algorithms.ts";
 import {
-  ALGORITHMS,
   SERVICE_LABEL_SELECTOR,
   isSelectedService,
   resolvePortConflicts,
@@ -16,11 +16,10 @@ import {
   type SkipReason,
   type TranslateOptions,
 } from "../src/kube/translate.ts";
-import { isKubeHaproxyError } from "../src/errors.ts";
 import type { Backend } from "../src/model.ts";
 import { draining, ready } from "./helpers.ts";
 
-const OPTIONS: TranslateOptions = { proxyMode: "onlyfetch", bindAddress: "127.0.0.1", algorithm: "roundrobin", minSlots: 4 };
+const OPTIONS: TranslateOptions = { bindAddress: "127.0.0.1", algorithm: "roundrobin", algorithms: ALGORITHMS, minSlots: 4 };
 
 function makeService(ns: string, name: string, patch: (svc: V1Service) => void = () => {}): V1Service {
   const svc: V1Service = {
@@ -235,8 +234,10 @@ describe("annotations", () => {
     });
   }
 
-  test("ALGORITHMS holds exactly HAProxy's argument-less algorithms", () => {
+  test("ALGORITHMS holds exactly HAProxy's argument-less algorithms; the dynamic ones take add server", () => {
     assert.deepEqual([...ALGORITHMS].sort(), ["first", "leastconn", "random", "roundrobin", "source", "static-rr", "uri"]);
+    assert.deepEqual([...ALGORITHMS].filter(takesDynamicServers).sort(), ["first", "leastconn", "random", "roundrobin"]);
+    assert.equal(takesDynamicServers("toString"), false, "only the table's own keys");
   });
 });
 
@@ -420,10 +421,6 @@ describe("createdAt", () => {
     const missing = makeService("a", "b", (s) => { delete s.metadata!.creationTimestamp; });
     assert.equal(translateService(missing, [], OPTIONS).createdAt, Number.MAX_SAFE_INTEGER);
   });
-});
-
-test("a proxy mode other than onlyfetch is refused", () => {
-  assert.throws(() => translateService(makeService("a", "b"), [], { ...OPTIONS, proxyMode: "mesh" }), (err) => isKubeHaproxyError(err, "E_BAD_OPTION"));
 });
 
 describe("resolvePortConflicts", () => {

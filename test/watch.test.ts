@@ -1,29 +1,51 @@
-// ClusterWatch against the simulated API server: restarts after errors and after a stall.
+// ClusterWatch against the simulated API server: restarts after errors and after a stall, one
+// per failure, each on one token of the rate limiter; no restart of a quiet, healthy watch.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
 import { silentLogger } from "../src/log.ts";
-import { ClusterWatch } from "../src/kube/watch.ts";
+import { isKubeHaproxyError } from "../src/errors.ts";
+import { listAll } from "../src/kube/list.ts";
+import { ClusterWatch, type Limiter } from "../src/kube/watch.ts";
 import { startSimulatedCluster } from "../src/sim/cluster.ts";
 import { makeService } from "../src/sim/objects.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import { tempDir, waitFor } from "./helpers.ts";
 
-async function setup(t: Parameters<typeof tempDir>[0], stallTimeoutMs: number) {
+/** A limiter that counts the tokens taken and can hold them back. */
+class CountingLimiter implements Limiter {
+  taken = 0;
+  #held: (() => void)[] = [];
+  holding = false;
+  take(): Promise<void> {
+    this.taken++;
+    if (!this.holding) return Promise.resolve();
+    return new Promise((resolve) => this.#held.push(resolve));
+  }
+  release(): void {
+    this.holding = false;
+    for (const resolve of this.#held.splice(0)) resolve();
+  }
+}
+
+async function setup(t: Parameters<typeof tempDir>[0], stallTimeoutMs: number, options: { bookmarkIntervalMs?: number } = {}) {
   const dir = await tempDir(t);
-  const cluster = await startSimulatedCluster(dir);
+  const cluster = await startSimulatedCluster(dir, { bookmarkIntervalMs: options.bookmarkIntervalMs });
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(cluster.kubeconfig);
-  const watch = new ClusterWatch({ kubeConfig, log: silentLogger, stallTimeoutMs, restartMinMs: 20, restartMaxMs: 100, qps: 100, burst: 100 });
+  const limiter = new CountingLimiter();
+  const watch = new ClusterWatch({ kubeConfig, log: silentLogger, stallTimeoutMs, restartMinMs: 20, restartMaxMs: 100, limiter });
   const restarts: string[] = [];
   const seen: string[] = [];
   watch.on("restart", (resource, reason) => restarts.push(`${resource}:${reason}`));
   watch.on("service", (type, service) => seen.push(`${type}:${service.metadata!.name}`));
   t.after(async () => {
+    limiter.release();
     await watch.stop();
     await cluster.stop();
   });
-  return { cluster, watch, restarts, seen };
+  return { cluster, watch, restarts, seen, limiter };
 }
 
 test("a watch that fails with a 500 is restarted and catches up", async (t) => {
@@ -63,4 +85,55 @@ test("lists page through large collections (limit/continue) from one snapshot", 
   assert.equal(cluster.api.stats().services.lists - before, 3, "pages of 500");
   // Plain JSON, as watch events are: no class instances with every optional field.
   assert.equal(Object.getPrototypeOf(watch.services()[0]), Object.prototype);
+});
+
+test("a restart takes one token, also when it lists again (issue 9, bug 10)", async (t) => {
+  const { cluster, watch, restarts, limiter } = await setup(t, 0);
+  cluster.api.failNext(1, 500); // the first list fails: the restart lists again
+  await watch.start();
+  assert.equal(restarts.length, 1, restarts.join(", "));
+  assert.equal(limiter.taken, 3, "two first lists, and one token for the restart and its list");
+});
+
+test("while a restart waits for the limiter, the stall check starts no second one (issue 9, bug 10)", async (t) => {
+  const { cluster, watch, restarts, limiter } = await setup(t, 300);
+  await watch.start();
+  limiter.holding = true;
+  cluster.api.dropWatches();
+  await waitFor(() => restarts.length === 2, 5_000, "both watches restarting");
+  await sleep(1_500); // five stall timeouts, waiting on the limiter
+  assert.deepEqual(restarts.sort(), ["endpointslices:error", "services:error"]);
+  limiter.release();
+});
+
+test("a quiet, healthy watch is never restarted; one failure is one restart (issue 13, item 4)", async (t) => {
+  const { cluster, watch, restarts, seen } = await setup(t, 1_000, { bookmarkIntervalMs: 200 });
+  await watch.start();
+  await sleep(3_000); // three stall timeouts of silence but for bookmarks
+  assert.deepEqual(restarts, [], "bookmarks are activity");
+  cluster.api.dropWatches();
+  await waitFor(() => restarts.length === 2, 5_000, "one restart per watch");
+  cluster.api.upsert("services", makeService("default", "after-drop", [{ port: 80 }]));
+  await waitFor(() => seen.includes("add:after-drop"), 5_000, "the watch works again");
+  await sleep(2_500);
+  assert.deepEqual(restarts.sort(), ["endpointslices:error", "services:error"], "our own stop of the old watch is no failure");
+});
+
+test("a silent watch is restarted when the stall timeout expires, not later (issue 13, item 4)", async (t) => {
+  const { cluster, watch, restarts } = await setup(t, 1_000, { bookmarkIntervalMs: 200 });
+  await watch.start();
+  const paused = performance.now();
+  cluster.api.pauseWatches();
+  await waitFor(() => restarts.length === 2, 5_000, "both silent watches restarted");
+  const after = performance.now() - paused;
+  assert.ok(after < 2_000, `restarted ${Math.round(after)} ms after the silence began (timeout 1000 ms)`);
+  cluster.api.resumeWatches();
+});
+
+test("a failed list is a KubeHaproxyError with the HTTP status (issue 9, bug 9)", async (t) => {
+  const { cluster } = await setup(t, 0);
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(cluster.kubeconfig);
+  cluster.api.failNext(1, 503);
+  await assert.rejects(listAll(kubeConfig, "/api/v1/services"), (error) => isKubeHaproxyError(error, "E_API_REQUEST") && error.status === 503);
 });

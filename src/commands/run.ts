@@ -4,7 +4,8 @@
 // first reload.
 
 import { readFile } from "node:fs/promises";
-import { bootstrapConfig } from "../bootstrap.ts";
+import { renderOptions } from "../compose.ts";
+import { renderConfig } from "../haproxy/render.ts";
 import { badOption } from "../options.ts";
 import { startSidecar } from "../sidecar.ts";
 import { apiServer, apiWait } from "./api-wait.ts";
@@ -21,7 +22,7 @@ export async function run({ options, log, label }: Setup, env: NodeJS.ProcessEnv
       if (error.code === "ENOENT") return undefined;
       throw error;
     });
-    const problem = existing === undefined ? undefined : takeOverProblem(existing, bootstrapConfig([], options));
+    const problem = existing === undefined ? undefined : takeOverProblem(existing, renderConfig([], renderOptions(options)));
     if (problem) {
       const flag = problem.flag === undefined ? "" : `fix ${label(problem.flag)}, or `;
       throw badOption(label("config"), `${options.config} ${problem.text}: ${flag}pass --take-over to rewrite it`);

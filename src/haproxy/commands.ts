@@ -3,8 +3,9 @@
 // annotation that carried any of them could inject a second command. Nothing unvalidated
 // ever reaches runtime-client.ts.
 
-import { isIP } from "node:net";
+import { formatHostPort } from "../address.ts";
 import { KubeHaproxyError } from "../errors.ts";
+import { MAX_NAME_LENGTH, isEndpointAddress, isPort } from "../model.ts";
 
 /** What a successful reply looks like; anything else is an error for that command. */
 export type Expect = "empty" | "addr-changed" | "server-added" | "server-deleted" | "any";
@@ -19,10 +20,11 @@ export type ServerState = "ready" | "drain" | "maint";
 
 const SERVER_STATES: ReadonlySet<string> = new Set(["ready", "drain", "maint"]);
 
-// HAProxy identifiers: letters, digits, '-', '_', '.', ':' (cfgparse's invalid_char()).
+// HAProxy identifiers: letters, digits, '-', '_', '.', ':' (cfgparse's invalid_char()); longer
+// names than MAX_NAME_LENGTH are refused (model.ts shortens long Service names to fit).
 const IDENTIFIER = /^[A-Za-z0-9_.:-]+$/;
-/** Longer names are refused; names.ts shortens long Service names with a hash to fit. */
-export const MAX_NAME_LENGTH = 100;
+// Environment variable names we read back (`show env`).
+const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 
 function invalid(what: string, value: unknown): KubeHaproxyError {
   return new KubeHaproxyError("E_INVALID_IDENTIFIER", `invalid ${what}: ${JSON.stringify(value)}`);
@@ -36,13 +38,12 @@ export function checkName(what: "backend" | "server" | "frontend", value: string
 }
 
 export function checkAddress(value: string): string {
-  // isIP() accepts IPv6 zone ids ("fe80::1%eth0"); a zone is never a pod address.
-  if (typeof value !== "string" || isIP(value) === 0 || value.includes("%")) throw invalid("IP address", value);
+  if (!isEndpointAddress(value)) throw invalid("IP address", value);
   return value;
 }
 
 export function checkPort(value: number): number {
-  if (!Number.isInteger(value) || value < 1 || value > 65535) throw invalid("port", value);
+  if (!isPort(value)) throw invalid("port", value);
   return value;
 }
 
@@ -79,11 +80,44 @@ export function showServersState(backend?: string): RuntimeCommand {
  */
 export function addServer(backend: string, name: string, ip: string, port: number): RuntimeCommand {
   return {
-    line: `add server ${server(backend, name)} ${checkAddress(ip).includes(":") ? `[${ip}]` : ip}:${checkPort(port)} disabled`,
+    line: `add server ${server(backend, name)} ${formatHostPort(checkAddress(ip), checkPort(port))} disabled`,
     expect: "server-added",
   };
 }
 
 export function delServer(backend: string, name: string): RuntimeCommand {
   return { line: `del server ${server(backend, name)}`, expect: "server-deleted" };
+}
+
+/** Why HAProxy refused `del server`: it still has connections (try later), or anything else. */
+export function delServerRefusal(reply: string): "has-connections" | "other" {
+  return /still has connections/i.test(reply) ? "has-connections" : "other";
+}
+
+/** Why HAProxy refused `add server`: the backend's algorithm takes no dynamic servers, or anything else. */
+export function addServerRefusal(reply: string): "not-dynamic" | "other" {
+  return /dynamic load balancing/i.test(reply) ? "not-dynamic" : "other";
+}
+
+/** `show env NAME`: the running worker's environment, as its configuration's `setenv` set it. */
+export function showEnv(name: string): RuntimeCommand {
+  if (!ENV_NAME.test(name)) throw invalid("environment variable name", name);
+  return { line: `show env ${name}`, expect: "any" };
+}
+
+/** The value in a `show env NAME` reply (`NAME=value`); undefined when the variable is not set. */
+export function parseShowEnv(name: string, body: string): string | undefined {
+  const prefix = `${name}=`;
+  return body.split("\n").find((line) => line.startsWith(prefix))?.slice(prefix.length);
+}
+
+/** `show info`: the worker's process information (its `Pid:` tells which worker answers). */
+export function showInfo(): RuntimeCommand {
+  return { line: "show info", expect: "any" };
+}
+
+/** The `Pid:` of a `show info` reply. */
+export function parseInfoPid(body: string): number | undefined {
+  const match = /^Pid: (\d+)$/m.exec(body);
+  return match ? Number(match[1]) : undefined;
 }

@@ -32,7 +32,7 @@ function masterOnce(path: string, command: string, timeoutMs: number): Promise<s
     const socket = connect({ path });
     let out = "";
     socket.setEncoding("utf8");
-    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`master CLI gave no answer to "${command}" in ${timeoutMs} ms`)));
+    socket.setTimeout(timeoutMs, () => socket.destroy(new KubeHaproxyError("E_COMMAND_TIMEOUT", `master CLI gave no answer to "${command}" in ${timeoutMs} ms`, { command })));
     socket.on("connect", () => socket.end(`${command}\n`));
     socket.on("data", (chunk: string) => (out += chunk));
     socket.on("error", reject);
@@ -45,14 +45,16 @@ export interface ProcessInfo {
   readonly role: "master" | "worker";
   /** The master's reload counter; for workers, how many reloads ago they started. */
   readonly reloads: number;
+  /** The master's count of workers that failed to start (`[failed: N]`); 0 for workers. */
+  readonly failed: number;
 }
 
-/** Parses `show proc`: "#<PID> <type> <reloads> <uptime> <version>" lines per process. */
+/** Parses `show proc`: "<PID> <type> <reloads> [failed: N] <uptime> <version>" lines per process. */
 export function parseShowProc(text: string): ProcessInfo[] {
   const out: ProcessInfo[] = [];
   for (const line of text.split("\n")) {
-    const match = /^(\d+)\s+(master|worker)\s+\[?(\d+)/.exec(line.trim());
-    if (match) out.push({ pid: Number(match[1]), role: match[2] as "master" | "worker", reloads: Number(match[3]) });
+    const match = /^(\d+)\s+(master|worker)\s+\[?(\d+)(?:\s*\[failed:\s*(\d+)\])?/.exec(line.trim());
+    if (match) out.push({ pid: Number(match[1]), role: match[2] as "master" | "worker", reloads: Number(match[3]), failed: Number(match[4] ?? 0) });
   }
   return out;
 }

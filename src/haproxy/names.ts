@@ -1,19 +1,5 @@
-// HAProxy object names derived from Kubernetes names. Kubernetes namespaces and Service names
-// are DNS labels and port names IANA service names ([a-z0-9-]), and none may contain ':', so
-// `namespace:name:port` is already a valid HAProxy identifier and distinct Service ports never
-// collide. Names longer than HAProxy identifiers we accept are cut and suffixed with a hash of
-// the whole name, which keeps them unique.
-
-import { createHash } from "node:crypto";
-import { MAX_NAME_LENGTH, checkName } from "./commands.ts";
-
-/** The frontend and the backend of a Service port share this name. */
-export function backendName(namespace: string, service: string, port: string | number): string {
-  const full = `${namespace}:${service}:${port}`;
-  if (full.length <= MAX_NAME_LENGTH) return checkName("backend", full);
-  const hash = createHash("sha256").update(full).digest("hex").slice(0, 10);
-  return checkName("backend", `${full.slice(0, MAX_NAME_LENGTH - hash.length - 1)}-${hash}`);
-}
+// Server names inside a backend: template slots s1…sN and dynamic servers d<N>. Backend names
+// come from the model (backendName in model.ts).
 
 /** Template slots are s1…sN; servers added at runtime beyond the template are d1, d2, … */
 export const SLOT_PREFIX = "s";

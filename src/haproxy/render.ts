@@ -3,8 +3,9 @@
 // written into their slots, so a fresh HAProxy serves at once and a reload never starts empty.
 
 import { createHash } from "node:crypto";
+import { formatHostPort as hostPort } from "../address.ts";
 import { KubeHaproxyError } from "../errors.ts";
-import type { Backend, Bind, Endpoint } from "../model.ts";
+import { structureOf, type Backend, type Bind, type Endpoint } from "../model.ts";
 import { parseSocketAddress } from "./address.ts";
 import { checkAddress, checkName, checkPort } from "./commands.ts";
 import { SLOT_PREFIX, slotName } from "./names.ts";
@@ -27,11 +28,14 @@ export interface RenderedBackend {
 
 const USERLIST = "kube-haproxy-stats";
 
+/** Set in `global` to the structure hash: `show env` tells which structure the running worker has. */
+export const STRUCTURE_ENV = "KUBE_HAPROXY_STRUCTURE";
+
 export function renderConfig(backends: readonly RenderedBackend[], options: RenderOptions): string {
   const out: string[] = [
     "# Rendered by kube-haproxy. Endpoint changes are applied at runtime; do not edit.",
-    `# structure: ${structureHash(backends.map((rendered) => rendered.backend), options)}`,
     "global",
+    `  setenv ${STRUCTURE_ENV} ${structureHash(backends.map((rendered) => rendered.backend), options)}`,
     `  stats socket ${socketAddress(options.runtimeSocket)} mode 660 level admin expose-fd listeners`,
     `  stats timeout ${options.runtimeIdleTimeout ?? "24h"}`,
     "",
@@ -54,21 +58,14 @@ export function renderConfig(backends: readonly RenderedBackend[], options: Rend
 }
 
 /**
- * A hash of everything in the configuration that only a reload can change: the frontends and
- * backends with their binds, mode, algorithm and affinity, and the global settings. Endpoints
- * and slot counts are not part of it. Written into the file, so that the sidecar knows, even
- * after its own restart, whether the running configuration matches the cluster.
+ * A hash of everything in the configuration that only a reload can change: each backend's
+ * structure (model.ts, structureOf) and the global settings. Endpoints and slot counts are not
+ * part of it. Set in the running worker's environment (STRUCTURE_ENV), so that the sidecar
+ * knows, even after its own restart, whether what runs matches the cluster.
  */
 export function structureHash(backends: readonly Backend[], options: RenderOptions): string {
-  const structure = [...backends]
-    .map((b) => [b.name, b.mode, b.algorithm, b.binds.map((bind) => `${bind.address}:${bind.port}`), b.affinityTimeoutSeconds ?? null])
-    .sort((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1));
+  const structure = backends.map(structureOf).sort();
   return createHash("sha256").update(JSON.stringify([structure, options])).digest("hex").slice(0, 16);
-}
-
-/** The structure hash a rendered configuration carries, if any. */
-export function readStructureHash(text: string): string | undefined {
-  return /^# structure: ([0-9a-f]+)$/m.exec(text)?.[1];
 }
 
 function renderStats(stats: NonNullable<RenderOptions["stats"]>): string[] {
@@ -127,10 +124,6 @@ function socketAddress(address: string): string {
 
 function bindAddress(bind: Bind): string {
   return hostPort(checkAddress(bind.address), checkPort(bind.port));
-}
-
-function hostPort(ip: string, port: number): string {
-  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 // Written into the configuration: no spaces, quotes, '#' or backslashes that could end the word.

@@ -1,6 +1,7 @@
 // `show servers state`: HAProxy's own account of every server, the source of truth for repair.
 // Format version 1, 25 columns in 2.6 to 3.2; columns are found by the header's names.
 
+import { KubeHaproxyError } from "../errors.ts";
 import type { ServerState } from "./commands.ts";
 
 export interface ServerRecord {
@@ -41,7 +42,7 @@ export function parseServersState(body: string): ServerRecord[] {
   if (!header) {
     // An unknown backend or an empty process: HAProxy sends only the version line.
     if (lines.every((line) => line === "" || /^\d+$/.test(line))) return [];
-    throw new Error(`unreadable "show servers state" reply: ${lines[0] ?? ""}`);
+    throw new KubeHaproxyError("E_UNREADABLE_REPLY", `unreadable "show servers state" reply: ${lines[0] ?? ""}`, { reply: body.slice(0, 200) });
   }
   const columns = header.slice(2).split(" ");
   const index = Object.fromEntries(REQUIRED.map((name) => [name, columns.indexOf(name)])) as Record<
@@ -49,7 +50,7 @@ export function parseServersState(body: string): ServerRecord[] {
     number
   >;
   for (const name of REQUIRED) {
-    if (index[name] < 0) throw new Error(`"show servers state" has no column ${name}`);
+    if (index[name] < 0) throw new KubeHaproxyError("E_UNREADABLE_REPLY", `"show servers state" has no column ${name}`);
   }
   const records: ServerRecord[] = [];
   for (const line of lines) {

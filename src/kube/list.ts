@@ -8,6 +8,7 @@
 import { request as httpRequest, type RequestOptions } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
+import { KubeHaproxyError } from "../errors.ts";
 
 const LIST_PAGE = 500;
 
@@ -16,19 +17,10 @@ export interface ListResult<T> {
   readonly metadata: { readonly resourceVersion?: string };
 }
 
-/** An API error with its HTTP status, as client-node reports them (`code`). */
-export class ListError extends Error {
-  readonly code: number;
-  constructor(code: number, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
-
 /** Lists every object at `path`, page by page; one consistent snapshot (the first page's). */
 export async function listAll<T extends KubernetesObject>(kubeConfig: KubeConfig, path: string, labelSelector?: string): Promise<ListResult<T>> {
   const server = kubeConfig.getCurrentCluster()?.server;
-  if (!server) throw new Error("no current cluster in the kubeconfig");
+  if (!server) throw new KubeHaproxyError("E_BAD_OPTION", "no current cluster in the kubeconfig");
   const items: T[] = [];
   let continueToken: string | undefined;
   let resourceVersion: string | undefined;
@@ -58,17 +50,18 @@ async function getJson<T>(kubeConfig: KubeConfig, url: URL): Promise<T> {
       res.on("end", () => {
         const body = Buffer.concat(chunks).toString("utf8");
         if (res.statusCode !== 200) {
-          reject(new ListError(res.statusCode ?? 0, `GET ${url.pathname}: HTTP ${res.statusCode} ${body.slice(0, 200)}`));
+          const status = res.statusCode ?? 0;
+          reject(new KubeHaproxyError("E_API_REQUEST", `GET ${url.pathname}: HTTP ${status} ${body.slice(0, 200)}`, { status }));
           return;
         }
         try {
           resolve(JSON.parse(body) as T);
         } catch (error) {
-          reject(new Error(`GET ${url.pathname}: unreadable JSON`, { cause: error }));
+          reject(new KubeHaproxyError("E_API_REQUEST", `GET ${url.pathname}: unreadable JSON`, { status: 200, cause: error }));
         }
       });
     });
-    req.on("timeout", () => req.destroy(new Error(`GET ${url.pathname}: no answer in 60 s`)));
+    req.on("timeout", () => req.destroy(new KubeHaproxyError("E_API_REQUEST", `GET ${url.pathname}: no answer in 60 s`)));
     req.on("error", reject);
     req.end();
   });

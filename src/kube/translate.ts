@@ -4,20 +4,19 @@
 // objects become Skip records, never exceptions (kube-proxy logs and skips them too).
 
 import type { V1EndpointConditions, V1EndpointSlice, V1Service, V1ServicePort } from "@kubernetes/client-node";
-import { KubeHaproxyError } from "../errors.ts";
-import { checkAddress, checkPort } from "../haproxy/commands.ts";
-import { backendName } from "../haproxy/names.ts";
-import { endpointKey } from "../model.ts";
-import type { Backend, Bind, Endpoint, ProxyMode as HaproxyMode } from "../model.ts";
+import { backendName, endpointKey, isEndpointAddress, isPort } from "../model.ts";
+import type { Backend, BackendMode, Bind, Endpoint } from "../model.ts";
 
-export type ProxyMode = "onlyfetch" | "local" | "mesh";
-
+/**
+ * onlyfetch (the only mode built; the CLI refuses the others at the door): every Service port
+ * gets a frontend at bindAddress:<service port>.
+ */
 export interface TranslateOptions {
-  /** Only "onlyfetch" is built: every Service port gets a frontend at bindAddress:<service port>. */
-  readonly proxyMode: ProxyMode;
   readonly bindAddress: string;
-  /** Default balance algorithm (--algorithm); validate it against ALGORITHMS at the door. */
+  /** Default balance algorithm (--algorithm), one of `algorithms`. */
   readonly algorithm: string;
+  /** The balance algorithms the kube-haproxy.io/algorithm annotation may name (the data plane's). */
+  readonly algorithms: ReadonlySet<string>;
   /** Default template slots (--slots). */
   readonly minSlots: number;
   /** --service-proxy-name: Services labelled with exactly this name are ours. */
@@ -67,11 +66,6 @@ const ANNOTATION_SLOTS = "kube-haproxy.io/slots";
 /** v1.DefaultClientIPServiceAffinitySeconds: three hours. */
 const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10_800;
 const MAX_SLOTS = 10_000;
-
-/** HAProxy `balance` algorithms that take no argument (uri hashes the whole path by default). */
-export const ALGORITHMS: ReadonlySet<string> = new Set([
-  "roundrobin", "static-rr", "leastconn", "first", "source", "random", "uri",
-]);
 
 /**
  * In onlyfetch mode the cluster's own proxy keeps these: the API server Service must work
@@ -127,10 +121,6 @@ export function translateService(
   slices: readonly V1EndpointSlice[],
   options: TranslateOptions,
 ): ServiceTranslation {
-  if (options.proxyMode !== "onlyfetch") {
-    const mode = JSON.stringify(options.proxyMode);
-    throw new KubeHaproxyError("E_BAD_OPTION", `proxy mode ${mode} is not implemented; use onlyfetch`);
-  }
   const key = serviceKey(service);
   const createdAt = creationTime(service.metadata?.creationTimestamp);
   const whole = wholeServiceSkip(service, key, options);
@@ -239,8 +229,8 @@ function annotationSettings(
   };
   const slots = (v: string): number | undefined => (/^[1-9]\d{0,4}$/.test(v) && Number(v) <= MAX_SLOTS ? Number(v) : undefined);
   return {
-    mode: read<HaproxyMode>(ANNOTATION_MODE, (v) => (v === "tcp" || v === "http" ? v : undefined), "tcp"),
-    algorithm: read(ANNOTATION_ALGORITHM, (v) => (ALGORITHMS.has(v) ? v : undefined), options.algorithm),
+    mode: read<BackendMode>(ANNOTATION_MODE, (v) => (v === "tcp" || v === "http" ? v : undefined), "tcp"),
+    algorithm: read(ANNOTATION_ALGORITHM, (v) => (options.algorithms.has(v) ? v : undefined), options.algorithm),
     minSlots: read(ANNOTATION_SLOTS, slots, options.minSlots),
   };
 }
@@ -283,7 +273,7 @@ function portProblem(port: V1ServicePort, key: string, reserved: ReadonlySet<num
   const portId = port.name || String(port.port);
   const invalid = (what: string): Problem => ({ reason: "invalid-object", message: `Service ${key}: port ${what}.` });
   if (port.name && !isLabel(RFC1123_LABEL, port.name)) return invalid(`name ${JSON.stringify(port.name)} is not a DNS label`);
-  if (!Number.isInteger(port.port) || port.port < 1 || port.port > 65535) {
+  if (!isPort(port.port)) {
     return invalid(`number ${JSON.stringify(port.port)} is out of range`);
   }
   const protocol = port.protocol ?? "TCP";
@@ -334,13 +324,13 @@ function portEndpoints(
       if ((slicePort.name ?? "") !== (port.name ?? "")) continue;
       if ((slicePort.protocol ?? "TCP") !== (port.protocol ?? "TCP")) continue;
       const target = slicePort.port;
-      if (target === undefined || !valid(checkPort, target)) {
+      if (!isPort(target)) {
         invalid(`EndpointSlice ${sliceName} has invalid port ${JSON.stringify(target ?? null)}; its endpoints are ignored.`);
         continue;
       }
       for (const endpoint of slice.endpoints ?? []) {
         const ip = endpoint.addresses?.[0];
-        if (ip === undefined || !valid(checkAddress, ip)) {
+        if (!isEndpointAddress(ip)) {
           invalid(`EndpointSlice ${sliceName} has an invalid endpoint address ${JSON.stringify(ip ?? null)}; it is ignored.`);
           continue;
         }
@@ -373,10 +363,6 @@ function newestTriggerTime(slices: readonly V1EndpointSlice[]): number | undefin
 function creationTime(value: Date | string | undefined): number {
   const ms = value instanceof Date ? value.getTime() : typeof value === "string" ? Date.parse(value) : NaN;
   return Number.isFinite(ms) ? ms : Number.MAX_SAFE_INTEGER;
-}
-
-function valid<T>(check: (value: T) => T, value: T): boolean {
-  try { check(value); return true; } catch { return false; }
 }
 
 function bindKey(bind: Bind): string {

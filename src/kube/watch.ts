@@ -1,13 +1,15 @@
 // Watching Services and EndpointSlices with @kubernetes/client-node informers (list + watch).
 //
 // What client-node 2.x does on its own: re-watches from the last resourceVersion when a watch
-// ends cleanly, re-lists on 410 Gone, aborts a watch that sent no bytes for 30 s. What it does
-// not do: any other error (a failed list, a 500, a refused or cut connection) stops the informer
-// for good after one "error" event — so we restart it with capped backoff. And a watch that
-// stays connected but delivers nothing is restarted after --watch-stall-timeout.
+// ends cleanly, re-lists on 410 Gone, reconnects a watch that sent no bytes for 30 s. What it
+// does not do: any other error (a failed list, a 500, a refused or cut connection) stops the
+// informer for good after one "error" event — so we restart it, once per failure, with capped
+// backoff. And a watch that stays connected but delivers nothing (not an event, not a bookmark,
+// not a reconnect) for --watch-stall-timeout is restarted. Each restart takes one token of
+// --kube-api-qps; the list it may make runs on that token.
 
 import { EventEmitter } from "node:events";
-import { makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache, type V1EndpointSlice, type V1Service } from "@kubernetes/client-node";
+import { ListWatch, Watch, type KubeConfig, type KubernetesObject, type V1EndpointSlice, type V1Service } from "@kubernetes/client-node";
 import type { Logger } from "../log.ts";
 import { listAll, type ListResult } from "./list.ts";
 import { TokenBucket } from "./token-bucket.ts";
@@ -30,6 +32,13 @@ export interface ClusterWatchOptions {
   /** @default 500 … 30000 */
   readonly restartMinMs?: number;
   readonly restartMaxMs?: number;
+  /** Where lists and restarts wait for --kube-api-qps. @default a TokenBucket from qps and burst */
+  readonly limiter?: Limiter;
+}
+
+/** Resolves when the caller may make one request to the API server. */
+export interface Limiter {
+  take(): Promise<void>;
 }
 
 type Events = {
@@ -46,7 +55,7 @@ export class ClusterWatch extends EventEmitter<Events> {
 
   constructor(options: ClusterWatchOptions) {
     super();
-    const limiter = new TokenBucket(options.qps ?? 5, options.burst ?? 10);
+    const limiter = options.limiter ?? new TokenBucket(options.qps ?? 5, options.burst ?? 10);
     const { kubeConfig } = options;
     const ns = options.namespace;
     const labelSelector = options.serviceSelector || undefined;
@@ -96,7 +105,7 @@ interface ResourceWatchOptions<T extends KubernetesObject> {
   readonly log: Logger;
   readonly path: string;
   readonly labelSelector?: string;
-  readonly limiter: TokenBucket;
+  readonly limiter: Limiter;
   readonly list: () => Promise<ListResult<T>>;
   readonly emit: (type: WatchEventType, obj: T) => void;
   readonly restarted: (reason: string) => void;
@@ -105,36 +114,60 @@ interface ResourceWatchOptions<T extends KubernetesObject> {
   readonly restartMaxMs?: number;
 }
 
+/** client-node's Watch, asking for bookmarks and telling us about every line it receives. */
+class ObservedWatch extends Watch {
+  readonly #onLine: () => void;
+
+  constructor(kubeConfig: KubeConfig, onLine: () => void) {
+    super(kubeConfig);
+    this.#onLine = onLine;
+  }
+
+  override watch(...[path, query, callback, done]: Parameters<Watch["watch"]>): ReturnType<Watch["watch"]> {
+    const observed: typeof callback = (phase, object, line) => {
+      this.#onLine();
+      callback(phase, object, line);
+    };
+    return super.watch(path, { ...query, allowWatchBookmarks: true }, observed, done);
+  }
+}
+
 class ResourceWatch<T extends KubernetesObject> {
   readonly #options: ResourceWatchOptions<T>;
-  readonly #informer: Informer<T> & ObjectCache<T>;
+  readonly #informer: ListWatch<T>;
   // Resolves once a list has succeeded: "nothing is programmed before both lists arrived".
   readonly #listed: Promise<void>;
   #markListed!: () => void;
   #stopped = true;
-  // True while we stop the informer on purpose: its AbortError is not a failure.
+  // A restart is scheduled or in progress: a failure seen meanwhile is the same failure.
   #restarting = false;
+  // The token a restart took, for the list it may make.
+  #tokenHeld = false;
   #failures = 0;
   #lastActivity = 0;
   #retryTimer: NodeJS.Timeout | undefined;
-  #watchdog: NodeJS.Timeout | undefined;
+  #stallTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ResourceWatchOptions<T>) {
     this.#options = options;
     this.#listed = new Promise((resolve) => (this.#markListed = resolve));
     const list = async (): Promise<ListResult<T>> => {
-      await options.limiter.take();
+      if (this.#tokenHeld) this.#tokenHeld = false;
+      else await options.limiter.take();
       const result = await options.list();
       this.#markListed();
       this.#touch();
       return result;
     };
+    const watch = new ObservedWatch(options.kubeConfig, () => {
+      this.#touch();
+      this.#failures = 0;
+    });
     // client-node's ListPromise type wants a KubernetesListObject; ours has the same shape.
-    this.#informer = makeInformer<T>(options.kubeConfig, options.path, list as never, options.labelSelector);
+    this.#informer = new ListWatch<T>(options.path, watch, list as never, false, options.labelSelector);
     for (const type of ["add", "update", "delete"] as const) {
       this.#informer.on(type, (obj) => {
         this.#touch();
-        this.#failures = 0;
         options.emit(type, obj);
       });
     }
@@ -145,11 +178,7 @@ class ResourceWatch<T extends KubernetesObject> {
   async start(): Promise<void> {
     this.#stopped = false;
     this.#touch();
-    const stallMs = this.#options.stallTimeoutMs ?? 5 * 60_000;
-    if (stallMs > 0) {
-      this.#watchdog = setInterval(() => this.#checkStall(stallMs), Math.min(stallMs / 2, 30_000));
-      this.#watchdog.unref();
-    }
+    this.#armStallCheck(this.#options.stallTimeoutMs ?? 5 * 60_000);
     await this.#informer.start();
     await this.#listed;
   }
@@ -157,7 +186,7 @@ class ResourceWatch<T extends KubernetesObject> {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
-    clearInterval(this.#watchdog);
+    clearTimeout(this.#stallTimer);
     await this.#informer.stop();
   }
 
@@ -170,35 +199,47 @@ class ResourceWatch<T extends KubernetesObject> {
   }
 
   #onError(error: unknown): void {
-    if (this.#stopped || this.#restarting) return;
+    // Our own stop of the informer is reported as an AbortError, late: not a failure.
+    if (this.#stopped || this.#restarting || (error as Error | undefined)?.name === "AbortError") return;
+    this.#restarting = true;
     const delay = Math.min(this.#options.restartMaxMs ?? 30_000, (this.#options.restartMinMs ?? 500) * 2 ** this.#failures++);
     this.#options.log.warn(`${this.#options.resource} watch failed (${describe(error)}); restarting in ${delay} ms`);
-    clearTimeout(this.#retryTimer);
     this.#retryTimer = setTimeout(() => void this.#restart("error"), delay);
   }
 
-  #checkStall(stallMs: number): void {
-    if (this.#stopped || this.#retryTimer !== undefined) return;
-    if (performance.now() - this.#lastActivity < stallMs) return;
-    this.#options.log.warn(`${this.#options.resource} watch saw nothing for ${Math.round(stallMs / 1000)} s; restarting it`);
-    void this.#restart("stall");
+  /** Checks for silence exactly when the stall timeout would expire. */
+  #armStallCheck(stallMs: number): void {
+    if (stallMs <= 0 || this.#stopped) return;
+    const quietFor = performance.now() - this.#lastActivity;
+    this.#stallTimer = setTimeout(() => {
+      if (this.#stopped) return;
+      if (!this.#restarting && performance.now() - this.#lastActivity >= stallMs) {
+        this.#options.log.warn(`${this.#options.resource} watch saw nothing for ${Math.round(stallMs / 1000)} s; restarting it`);
+        this.#restarting = true;
+        void this.#restart("stall");
+      }
+      this.#armStallCheck(stallMs);
+    }, Math.max(0, stallMs - quietFor));
+    this.#stallTimer.unref();
   }
 
   async #restart(reason: string): Promise<void> {
     this.#retryTimer = undefined;
-    if (this.#stopped) return;
-    this.#options.restarted(reason);
-    this.#touch();
-    this.#restarting = true;
     try {
+      if (this.#stopped) return;
+      this.#options.restarted(reason);
       await this.#informer.stop();
-    } finally {
+      if (this.#stopped) return;
+      await this.#options.limiter.take();
+      this.#tokenHeld = true;
+      this.#touch();
+      // From here, a failure is a new one: the restart that answers it is a new restart.
       this.#restarting = false;
+      // start() resolves even when the list or watch fails; failures arrive as "error" again.
+      await this.#informer.start().catch((error: unknown) => this.#onError(error));
+    } finally {
+      this.#tokenHeld = false; // a restart that made no list spent its token on the watch
     }
-    if (this.#stopped) return;
-    await this.#options.limiter.take();
-    // start() resolves even when the list or watch fails; failures arrive as "error" again.
-    await this.#informer.start().catch((error: unknown) => this.#onError(error));
   }
 }
 

@@ -4,7 +4,8 @@
 //   healthAddress  ──► server ── /healthz, /livez      (one server with all three when the addresses are equal)
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { isIPv4, isIPv6 } from "node:net";
+import type { AddressInfo } from "node:net";
+import { formatHostPort, parseHostPort, type HostPort } from "../address.ts";
 import { KubeHaproxyError } from "../errors.ts";
 
 export interface HealthStatus {
@@ -36,24 +37,12 @@ export interface StatusServer {
   close(): Promise<void>;
 }
 
-export interface ListenAddress {
-  /** `undefined` for every interface (`:port`). */
-  readonly host: string | undefined;
-  readonly port: number;
-}
-
-const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/;
-
 /** `host:port`, `[ipv6]:port` or `:port`; anything else is an E_BAD_OPTION naming `option`. */
-export function parseListenAddress(value: string, option: string): ListenAddress {
-  const match = /^(?:\[(?<ipv6>[^\]]*)\]|(?<host>[^:[\]]*)):(?<port>\d{1,5})$/.exec(value);
-  const { ipv6, host = "", port = "" } = match?.groups ?? {};
-  const hostOk = ipv6 !== undefined ? isIPv6(ipv6) : host === "" || isIPv4(host) || HOSTNAME.test(host);
-  if (!match || !hostOk || Number(port) > 65535) {
-    const expected = "expected host:port such as 0.0.0.0:10256 or [::]:10256";
-    throw new KubeHaproxyError("E_BAD_OPTION", `${option}: invalid address ${JSON.stringify(value)}, ${expected}`);
-  }
-  return { host: ipv6 ?? (host || undefined), port: Number(port) };
+export function parseListenAddress(value: string, option: string): HostPort {
+  const address = parseHostPort(value);
+  if (address) return address;
+  const expected = "expected host:port such as 0.0.0.0:10256 or [::]:10256";
+  throw new KubeHaproxyError("E_BAD_OPTION", `${option}: invalid address ${JSON.stringify(value)}, ${expected}`);
 }
 
 type Route = (req: IncomingMessage, res: ServerResponse) => void;
@@ -122,7 +111,7 @@ function reply(req: IncomingMessage, res: ServerResponse, status: number, conten
   res.end(req.method === "HEAD" ? undefined : body);
 }
 
-function listen(address: ListenAddress, routes: ReadonlyMap<string, Route>, servers: Server[]): Promise<Server> {
+function listen(address: HostPort, routes: ReadonlyMap<string, Route>, servers: Server[]): Promise<Server> {
   const server = createServer(handle(routes));
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -142,8 +131,7 @@ function closeServer(server: Server): Promise<void> {
 }
 
 function baseUrl(server: Server): string {
-  const info = server.address();
-  if (info === null || typeof info === "string") throw new Error("a TCP server has no TCP address");
-  const { address, port } = info;
-  return `http://${address.includes(":") ? `[${address}]` : address}:${port}`;
+  // Listening on TCP (listen() above), so address() is an AddressInfo, never a path or null.
+  const { address, port } = server.address() as AddressInfo;
+  return `http://${formatHostPort(address, port)}`;
 }

@@ -26,7 +26,7 @@ export interface World {
   readonly pods: GracefulPod[];
   readonly port: number;
   readonly url: string;
-  /** The engine's backend name of the Service port. */
+  /** The data plane's backend name of the Service port. */
   readonly backend: string;
   /** Replaces the Service's one slice with these endpoints (all on the pods' port). */
   setEndpoints(endpoints: readonly PodEndpoint[]): void;
@@ -87,8 +87,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     const sidecar = startSidecar(options, { log: silentLogger, env: {} });
     cleanups.push(() => sidecar.stop());
     await sidecar.started;
-    await sidecar.reloader.idle();
-    await sidecar.engine.whenSynced();
+    await sidecar.dataplane.whenSynced();
     return { dir, cluster, haproxy, sidecar, options, pods, port, url: `http://127.0.0.1:${port}/`, backend: `default:web:${port}`, setEndpoints, stop };
   } catch (error) {
     await stop();
@@ -96,26 +95,26 @@ export async function startWorld(o: WorldOptions): Promise<World> {
   }
 }
 
-/** Resolves on the engine's next "applied" for `backend` for which `check()` holds. */
+/** Resolves on the data plane's next "applied" for `backend` for which `check()` holds. */
 export function nextApplied(sidecar: Sidecar, backend: string, check: () => boolean, timeoutMs = 10_000): Promise<number> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      sidecar.engine.off("applied", on);
+      sidecar.dataplane.off("applied", on);
       reject(new Error(`${backend}: not applied within ${timeoutMs} ms`));
     }, timeoutMs);
     const on = (name: string): void => {
       if (name !== backend || !check()) return;
       const at = performance.now();
       clearTimeout(timer);
-      sidecar.engine.off("applied", on);
+      sidecar.dataplane.off("applied", on);
       resolve(at);
     };
-    sidecar.engine.on("applied", on);
+    sidecar.dataplane.on("applied", on);
   });
 }
 
-/** The IPs of `backend`'s slots the engine has applied in this state. */
+/** The IPs of `backend`'s slots the data plane has applied in this state. */
 export function appliedIps(sidecar: Sidecar, backend: string, state: string): string[] {
-  const applied = sidecar.engine.applied(backend);
+  const applied = sidecar.dataplane.applied(backend);
   return applied ? [...applied.values()].filter((slot) => slot.state === state).map((slot) => slot.ip) : [];
 }

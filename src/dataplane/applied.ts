@@ -1,11 +1,11 @@
 // What HAProxy has, per backend and slot: built from `show servers state`, then kept current
-// from the replies to our own commands. Pure data, no I/O: the engine owns one and replaces it
+// from the replies to our own commands. Pure data, no I/O: the data plane owns one and replaces it
 // at every full sync.
 
 import { parseSlotName } from "../haproxy/names.ts";
 import { stateOf, type ServerRecord } from "../haproxy/servers-state.ts";
 import { endpointKey } from "../model.ts";
-import { applyChange, type AppliedSlot, type SlotChange } from "./plan.ts";
+import { applyChange, type AppliedSlot, type SlotChange } from "./planner.ts";
 
 interface AppliedBackend {
   /** Every slot number HAProxy has, ascending: template slots s<N> and dynamic servers d<N>. */

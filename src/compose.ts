@@ -1,0 +1,44 @@
+// Options → each part's settings, in one place, for the commands that wire the parts (run,
+// render): the watch, the translation and the rendered configuration's global settings.
+
+import { parseSocketAddress } from "./haproxy/address.ts";
+import { ALGORITHMS } from "./haproxy/algorithms.ts";
+import type { RenderOptions } from "./haproxy/render.ts";
+import { loadKubeConfig } from "./kube/kubeconfig.ts";
+import { serviceLabelSelector, type TranslateOptions } from "./kube/translate.ts";
+import { ClusterWatch } from "./kube/watch.ts";
+import type { Logger } from "./log.ts";
+import type { Options } from "./options.ts";
+
+export function translateOptions(options: Options): TranslateOptions {
+  return {
+    bindAddress: options.bindAddress,
+    algorithm: options.algorithm,
+    algorithms: ALGORITHMS,
+    minSlots: options.slots,
+    serviceProxyName: options.serviceProxyName,
+    reservedPorts: options.reservedPorts,
+    onlyLabelled: options.expose === "labelled",
+  };
+}
+
+export function renderOptions(options: Options): RenderOptions {
+  // Validated as host:port by options.ts; empty means no stats frontend.
+  const stats = options.statsBindAddress === "" ? undefined : parseSocketAddress(options.statsBindAddress);
+  return {
+    runtimeSocket: options.socket,
+    stats: stats && "host" in stats ? { bind: { address: stats.host, port: stats.port }, user: options.user, passwd: options.passwd } : undefined,
+  };
+}
+
+export function clusterWatch(options: Options, log: Logger, env: NodeJS.ProcessEnv): ClusterWatch {
+  return new ClusterWatch({
+    kubeConfig: loadKubeConfig(options.kubeconfig, env),
+    log,
+    namespace: options.namespace,
+    serviceSelector: serviceLabelSelector(options.serviceProxyName, options.expose === "labelled"),
+    qps: options.kubeApiQps,
+    burst: options.kubeApiBurst,
+    stallTimeoutMs: options.watchStallTimeoutMs,
+  });
+}

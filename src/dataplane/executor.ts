@@ -1,0 +1,174 @@
+// The executor: planned slot changes → runtime commands → the transport, and the replies
+// classified. Only a change HAProxy confirmed reaches the applied picture (`applied` hook).
+//
+//   plans (lazy, per backend) ─► chunk of ≥ WRITE_CHUNK commands ─► transport.executeAll ─┐
+//        └─ planned while HAProxy already works on the previous chunks                     │
+//   replies, in order ◄──────────────────────────────────────────────────────────────────┘
+//     ok ─► applied()        del + "still has connections" ─► busyDeletes (not a failure)
+//     no answer (connection lost) ─► interrupted (not a failure: the reconnect resynchronises)
+//     anything else ─► failed (refused(); the caller asks for a full sync after backoff)
+
+import type { KubeHaproxyError } from "../errors.ts";
+import {
+  addServer,
+  addServerRefusal,
+  delServer,
+  delServerRefusal,
+  parseShowEnv,
+  setServerAddr,
+  setServerState,
+  showEnv,
+  showServersState,
+  type RuntimeCommand,
+} from "../haproxy/commands.ts";
+import { slotName } from "../haproxy/names.ts";
+import { STRUCTURE_ENV } from "../haproxy/render.ts";
+import type { CommandResult } from "../haproxy/runtime-client.ts";
+import { parseServersState, type ServerRecord } from "../haproxy/servers-state.ts";
+import type { SlotChange } from "./planner.ts";
+
+/** The runtime API as the data plane uses it (haproxy/runtime-client.ts; a fake in tests). */
+export interface Transport {
+  readonly connected: boolean;
+  /** Starts connecting; keeps reconnecting until close(). */
+  start(): void;
+  close(): Promise<void>;
+  /** Drops the connection and connects again at once (a new worker after a reload). */
+  reconnect(): void;
+  executeAll(commands: readonly RuntimeCommand[]): Promise<CommandResult[]>;
+  execute(command: RuntimeCommand): Promise<string>;
+  on(event: "connect", listener: () => void): unknown;
+  on(event: "disconnect", listener: (error: Error) => void): unknown;
+  off(event: "connect", listener: () => void): unknown;
+  off(event: "disconnect", listener: (error: Error) => void): unknown;
+}
+
+export interface PlannedChange {
+  readonly backend: string;
+  readonly change: SlotChange;
+  /** The slot is a dynamic server (d<N>), not a template slot (s<N>). */
+  readonly dynamic: boolean;
+}
+
+export interface ExecuteOutcome {
+  /** Commands HAProxy answered. */
+  answered: number;
+  failed: number;
+  firstError: string | undefined;
+  /** The connection broke: some commands got no answer; what they did is unknown. */
+  interrupted: boolean;
+  /** Backends with a command refused or unanswered: their change is not known to be in HAProxy. */
+  readonly unconfirmed: Set<string>;
+  /** Backends where `del server` found connections still attached. */
+  readonly busyDeletes: Set<string>;
+  /** Backends where `add server` was refused because the running algorithm takes no dynamic servers. */
+  readonly notDynamic: Set<string>;
+}
+
+export interface ExecuteHooks {
+  applied(planned: PlannedChange): void;
+  refused(planned: PlannedChange, command: string, error: KubeHaproxyError): void;
+}
+
+/** Commands planned before the first write of a large flush: HAProxy starts on them at once. */
+const WRITE_CHUNK = 1024;
+
+/**
+ * Sends every planned change. `plans` is pulled lazily, one backend's changes at a time, and a
+ * backend is never split across chunks, so nothing planned depends on a reply not yet in.
+ */
+export async function execute(transport: Transport, plans: Iterable<readonly PlannedChange[]>, hooks: ExecuteHooks): Promise<ExecuteOutcome> {
+  const outcome: ExecuteOutcome = {
+    answered: 0,
+    failed: 0,
+    firstError: undefined,
+    interrupted: false,
+    unconfirmed: new Set(),
+    busyDeletes: new Set(),
+    notDynamic: new Set(),
+  };
+  const sent: Promise<void>[] = [];
+  let planned: PlannedChange[] = [];
+  let commands: RuntimeCommand[] = [];
+  const send = (): void => {
+    if (commands.length === 0) return;
+    const [batch, lines] = [planned, commands];
+    [planned, commands] = [[], []];
+    sent.push(transport.executeAll(lines).then((results) => collect(batch, lines, results, outcome, hooks)));
+  };
+  for (const changes of plans) {
+    for (const change of changes) {
+      planned.push(change);
+      commands.push(commandFor(change));
+    }
+    if (commands.length >= WRITE_CHUNK) send();
+  }
+  send();
+  await Promise.all(sent);
+  return outcome;
+}
+
+function collect(
+  planned: readonly PlannedChange[],
+  commands: readonly RuntimeCommand[],
+  results: readonly CommandResult[],
+  outcome: ExecuteOutcome,
+  hooks: ExecuteHooks,
+): void {
+  results.forEach((result, i) => {
+    const change = planned[i]!;
+    if (result.ok) {
+      outcome.answered++;
+      hooks.applied(change);
+      return;
+    }
+    const { error } = result;
+    if (isInterruption(error)) {
+      outcome.interrupted = true;
+      outcome.unconfirmed.add(change.backend);
+      return;
+    }
+    outcome.answered++;
+    const reply = error.reply ?? "";
+    if (change.change.kind === "del" && delServerRefusal(reply) === "has-connections") {
+      outcome.busyDeletes.add(change.backend);
+      return;
+    }
+    if (change.change.kind === "add" && addServerRefusal(reply) === "not-dynamic") outcome.notDynamic.add(change.backend);
+    outcome.failed++;
+    outcome.firstError ??= error.message;
+    outcome.unconfirmed.add(change.backend);
+    hooks.refused(change, commands[i]!.line, error);
+  });
+}
+
+function commandFor({ backend, change, dynamic }: PlannedChange): RuntimeCommand {
+  const server = slotName(change.slot, dynamic);
+  switch (change.kind) {
+    case "addr":
+      return setServerAddr(backend, server, change.ip, change.port);
+    case "state":
+      return setServerState(backend, server, change.state);
+    case "add":
+      return addServer(backend, server, change.ip, change.port);
+    case "del":
+      return delServer(backend, server);
+  }
+}
+
+export type HaproxyState =
+  | { readonly ok: true; readonly records: readonly ServerRecord[]; readonly structure: string | undefined }
+  | { readonly ok: false; readonly interrupted: boolean; readonly error: KubeHaproxyError };
+
+/** HAProxy's own account: every server (`show servers state`) and the running structure (`show env`). */
+export async function readHaproxyState(transport: Transport): Promise<HaproxyState> {
+  const [state, env] = await transport.executeAll([showServersState(), showEnv(STRUCTURE_ENV)]);
+  if (!state!.ok) return { ok: false, interrupted: isInterruption(state!.error), error: state!.error };
+  if (!env!.ok) return { ok: false, interrupted: isInterruption(env!.error), error: env!.error };
+  return { ok: true, records: parseServersState(state!.reply), structure: parseShowEnv(STRUCTURE_ENV, env!.reply) };
+}
+
+/** The connection broke before HAProxy answered: what the command did is unknown, and no failure of it. */
+function isInterruption(error: KubeHaproxyError): boolean {
+  return error.code === "E_CONNECTION_CLOSED" || error.code === "E_NOT_CONNECTED";
+}
