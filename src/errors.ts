@@ -11,7 +11,8 @@ export type ErrorCode =
   | "E_PROTOCOL" // a reply arrived with nothing waiting for it
   | "E_BAD_OPTION" // a flag or option value is invalid
   | "E_CONFIG_INVALID" // haproxy -c refused a rendered configuration
-  | "E_RELOAD_FAILED"; // the master CLI reload did not produce a new worker
+  | "E_RELOAD_FAILED" // the master CLI reload did not produce a new worker
+  | "E_CAPTURE_FAILED"; // nft could not run, refused a ruleset, or printed what we cannot read
 
 export class KubeHaproxyError extends Error {
   override readonly name = "KubeHaproxyError";
