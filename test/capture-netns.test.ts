@@ -82,7 +82,6 @@ for (const binary of BINARIES) {
     const lab = await createLab(t, TOOLS);
     const { node, agents, standinRules, iptablesSave } = await buildNode(lab);
     const nft = { command: node.wrap(["nft"]) };
-    t.after(() => cleanupCapture(nft).catch(() => {})); // the namespace goes anyway; this is belt and braces
     const dir = await tempDir(t, "kh-capture-");
     await installCapture(config, nft);
     await syncCapture(config, served, nft);
