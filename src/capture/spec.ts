@@ -89,13 +89,14 @@ export function checkConfig(config: CaptureConfig): CheckedConfig {
   return { listenPorts: { first, last }, families, listenAddresses, ranges };
 }
 
-/** An address and port as nft will print them back; only the format is checked. */
+/** A Service address and port, canonical: as nft prints them back. */
 export interface CheckedKey {
   readonly ip: string;
   readonly port: number;
   readonly family: Family;
 }
 
+/** Only the format is checked: whatever the kernel holds can be read and taken out. */
 export function canonicalKey(key: { readonly ip: string; readonly port: number }): CheckedKey {
   const family = familyOf(key.ip);
   if (!family) throw invalid("captured address", key.ip);
