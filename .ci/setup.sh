@@ -10,9 +10,11 @@ kh_fail() { echo "kube-haproxy setup: $*" >&2; return 1; }
 # Debian installs haproxy in /usr/sbin, which a non-login PATH may lack.
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
 
-if ! command -v haproxy >/dev/null || ! command -v openssl >/dev/null; then
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy openssl >/dev/null; } ||
-    kh_fail "cannot install haproxy and openssl with apt-get (run as root)" || return 1
+# nftables, iptables and iproute2: the capture tests of local/mesh mode (network namespaces;
+# iptables stands in for kube-proxy there).
+if ! command -v haproxy >/dev/null || ! command -v openssl >/dev/null || ! command -v nft >/dev/null || ! command -v iptables >/dev/null || ! command -v ip >/dev/null; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy openssl nftables iptables iproute2 >/dev/null; } ||
+    kh_fail "cannot install haproxy, openssl, nftables, iptables and iproute2 with apt-get (run as root)" || return 1
 fi
 
 if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=19)?0:1)' 2>/dev/null; then

@@ -16,7 +16,8 @@ export type ErrorCode =
   | "E_API_REQUEST" // a request to the Kubernetes API server failed (`status`: its HTTP status)
   | "E_HAPROXY_UNREACHABLE" // nothing answers as HAProxy's runtime API on --socket
   | "E_CONFIG_INVALID" // haproxy -c refused a rendered configuration (or could not run)
-  | "E_RELOAD_FAILED"; // the master CLI reload did not produce a new worker
+  | "E_RELOAD_FAILED" // the master CLI reload did not produce a new worker
+  | "E_CAPTURE_FAILED"; // nft could not run, refused a ruleset, or printed what we cannot read
 
 export class KubeHaproxyError extends Error {
   override readonly name = "KubeHaproxyError";

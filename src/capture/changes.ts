@@ -1,0 +1,36 @@
+// Applied entries (read back from the kernel) against desired ones: the element changes that
+// turn one into the other. Pure; unchanged entries cost nothing.
+
+import { canonicalKey, checkConfig, checkEntries, compareEntries, entryKey, type CaptureConfig, type CaptureEntry, type CheckedEntry } from "./spec.ts";
+
+export interface CaptureChanges {
+  /** Entries to take out (only their address and port matter). */
+  readonly remove: readonly CaptureEntry[];
+  readonly add: readonly CaptureEntry[];
+}
+
+/**
+ * Desired entries are checked against the configuration; applied ones only for their format,
+ * so that whatever the kernel holds can be taken out. An entry whose listener changed is
+ * removed and added again (nft refuses to overwrite a map element's value).
+ */
+export function diffEntries(config: CaptureConfig, applied: readonly CaptureEntry[], desired: readonly CaptureEntry[]): CaptureChanges {
+  const want = checkEntries(checkConfig(config), desired);
+  const have = new Map<string, CheckedEntry>();
+  for (const entry of applied) {
+    const checked = { ...canonicalKey(entry), listenPort: entry.listenPort };
+    have.set(entryKey(checked), checked);
+  }
+  const wantByKey = new Map(want.map((entry) => [entryKey(entry), entry]));
+  const remove = [...have.values()].filter((entry) => wantByKey.get(entryKey(entry))?.listenPort !== entry.listenPort).sort(compareEntries);
+  const add = want.filter((entry) => have.get(entryKey(entry))?.listenPort !== entry.listenPort);
+  return { remove: remove.map(plain), add: add.map(plain) };
+}
+
+function plain(entry: CheckedEntry): CaptureEntry {
+  return { ip: entry.ip, port: entry.port, listenPort: entry.listenPort };
+}
+
+export function isEmpty(changes: CaptureChanges): boolean {
+  return changes.remove.length === 0 && changes.add.length === 0;
+}

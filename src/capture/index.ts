@@ -1,0 +1,42 @@
+// Kernel capture for the local and mesh modes: how ClusterIP TCP reaches HAProxy, and how
+// everything else does not.
+//
+//   pod / node ──TCP──► ClusterIP:port ─┬─ in map captured-ipv4|6 ──► NAT (-110) ──► HAProxy :listener
+//                                       └─ not in it, UDP, SCTP ─────► kube-proxy's rules (-100), untouched
+//
+// - One nftables table, `inet kube-haproxy`, ours alone: `cleanup` is `delete table`, and no
+//   other rule in the kernel is read or written.
+// - A map per family, `address . port : listener port`, one element per Service port HAProxy
+//   serves, changed at runtime as Services come and go (kube-proxy's nftables mode works this
+//   way). NAT chains in prerouting (pods, other hosts) and output (the node's own processes and
+//   hostNetwork pods) send a match to its listener: REDIRECT, or DNAT to the `--interface`
+//   address (REDIRECT drops a connection that comes in on an interface without an address of
+//   its family, e.g. Calico's unnumbered veths). Priority -110 comes before kube-proxy's NAT
+//   (-100, iptables and nftables modes): the first chain that NATs a connection wins, so a
+//   captured connection never meets kube-proxy's rules and the rest meets only them.
+// - Why the map's value is a listener port, not one listener that routes on the original
+//   destination: HAProxy asks the kernel for the original destination only for IPv4
+//   (SO_ORIGINAL_DST); after an IPv6 REDIRECT its `dst` is the node's own address (measured with
+//   HAProxy 2.6.12 and 3.4.0). With a listener port per pool backend the kernel carries the
+//   routing, the same way for both families and every HAProxy version; `dst` still names the
+//   ClusterIP for IPv4 logs. Mapping every entry to one port gives the single-listener form
+//   (`use_backend %[dst,concat(:,<var>),map(…)]`), which works for IPv4 only.
+// - Listeners bind the wildcard address (REDIRECT targets the incoming interface's address, or
+//   127.0.0.1/::1 from output), so an input guard refuses connections that reach a listener port
+//   without having been NATed: ClusterIP Services stay unreachable from outside the cluster.
+// - Hitless changes: a Service port's servers are made ready in HAProxy before its element goes
+//   in; its element goes out before its servers go to maint. Conntrack keeps every established
+//   connection on the path it started on; replacing the table (`capture`) keeps the elements.
+// - Privilege: whatever runs nft (the sidecar, which changes the maps, and `capture`/`cleanup`)
+//   needs CAP_NET_ADMIN in the node's network namespace (hostNetwork) and nothing more; HAProxy
+//   needs none of it. A non-root container gets no ambient capabilities in Kubernetes and
+//   `allowPrivilegeEscalation: false` ignores file capabilities, so that container runs as uid 0
+//   with every capability dropped but NET_ADMIN.
+// - nftables only: inet-family NAT needs Linux ≥ 5.3, older than any kernel Kubernetes still
+//   supports; iptables on current distributions is iptables-nft (the same engine), and rules of
+//   legacy iptables are ordered with ours by priority. The image needs `nft` (Debian: nftables).
+
+export { diffEntries, isEmpty, type CaptureChanges } from "./changes.ts";
+export { cleanupCapture, installCapture, readCapture, syncCapture, updateCapture, type NftOptions } from "./nft.ts";
+export { NAT_PRIORITY, TABLE, renderChanges, renderCleanup, renderRuleset } from "./ruleset.ts";
+export { checkConfig, type CaptureConfig, type CaptureEntry, type Family } from "./spec.ts";
