@@ -14,6 +14,14 @@ export interface Endpoint {
   readonly state: EndpointState;
 }
 
+/**
+ * Active health checks of a backend's endpoints: a TCP connect every `intervalMs`, so that an
+ * endpoint whose host vanished stops getting connections before Kubernetes notices.
+ */
+export interface HealthCheck {
+  readonly intervalMs: number;
+}
+
 /** A frontend bind address. */
 export interface Bind {
   readonly address: string;
@@ -34,6 +42,8 @@ export interface Backend {
   readonly binds: readonly Bind[];
   /** ClientIP session affinity: stick on the source address for this many seconds. */
   readonly affinityTimeoutSeconds?: number;
+  /** Absent: no health checks (HAProxy trusts Kubernetes' readiness alone). */
+  readonly healthCheck?: HealthCheck;
   /** The least number of template slots to allocate. */
   readonly minSlots: number;
   /** Sorted by ip, then port; unique on ip:port. */

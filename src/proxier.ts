@@ -157,7 +157,7 @@ export class Proxier extends EventEmitter<Events> {
 
 /** The part of a backend that only a new HAProxy configuration can change. */
 function structureOf(backend: Backend): string {
-  return JSON.stringify([backend.mode, backend.algorithm, backend.binds, backend.affinityTimeoutSeconds ?? null]);
+  return JSON.stringify([backend.mode, backend.algorithm, backend.binds, backend.affinityTimeoutSeconds ?? null, backend.healthCheck?.intervalMs ?? null]);
 }
 
 function sameStructure(a: ServiceTranslation | undefined, b: ServiceTranslation | undefined): boolean {

@@ -46,6 +46,10 @@ test("endpoint changes go straight through; structure changes are announced", ()
   assert.deepEqual(counts.at(-1), { services: 1, ready: 1, drain: 1 });
   proxier.onService("update", makeService("default", "web", [{ port: 8080 }], (s) => (s.metadata!.annotations!["kube-haproxy.io/algorithm"] = "leastconn")));
   assert.deepEqual(structural.at(-1), "default/web:8080 changed");
+  const checked = (s: { metadata?: { annotations?: Record<string, string> } }): void =>
+    void Object.assign(s.metadata!.annotations!, { "kube-haproxy.io/algorithm": "leastconn", "kube-haproxy.io/health-check": "true" });
+  proxier.onService("update", makeService("default", "web", [{ port: 8080 }], checked));
+  assert.deepEqual(structural.slice(2), ["default/web:8080 changed"], "a health check is structure");
   proxier.onService("delete", makeService("default", "web", [{ port: 8080 }]));
   assert.equal(calls.at(-1), "delete default:web:8080");
   assert.deepEqual(structural.at(-1), "default/web:8080 removed");

@@ -8,7 +8,7 @@ import { KubeHaproxyError } from "../errors.ts";
 import { checkAddress, checkPort } from "../haproxy/commands.ts";
 import { backendName } from "../haproxy/names.ts";
 import { endpointKey } from "../model.ts";
-import type { Backend, Bind, Endpoint, ProxyMode as HaproxyMode } from "../model.ts";
+import type { Backend, Bind, Endpoint, HealthCheck, ProxyMode as HaproxyMode } from "../model.ts";
 
 export type ProxyMode = "onlyfetch" | "local" | "mesh";
 
@@ -29,11 +29,14 @@ export interface TranslateOptions {
   readonly reservedPorts?: ReadonlySet<number>;
   /** Serve only Services labelled kube-haproxy.io/expose=true (--expose labelled). @default false */
   readonly onlyLabelled?: boolean;
+  /** Health checks for Services without the annotation (--health-check); undefined: none. */
+  readonly healthCheck?: HealthCheck;
 }
 
 export type SkipReason =
   | "headless" | "external-name" | "no-ports" | "udp" | "sctp" | "invalid-object" | "proxy-name"
-  | "cluster-service" | "port-conflict" | "invalid-endpoint" | "bad-annotation" | "reserved-port" | "not-exposed";
+  | "cluster-service" | "port-conflict" | "invalid-endpoint" | "bad-annotation" | "reserved-port" | "not-exposed"
+  | "ipv4-mapped-ipv6" | "invalid-affinity-timeout";
 
 export interface Skip {
   /** namespace/name */
@@ -64,8 +67,15 @@ const ANNOTATION_TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-tim
 const ANNOTATION_MODE = "kube-haproxy.io/mode";
 const ANNOTATION_ALGORITHM = "kube-haproxy.io/algorithm";
 const ANNOTATION_SLOTS = "kube-haproxy.io/slots";
+const ANNOTATION_HEALTH_CHECK = "kube-haproxy.io/health-check";
 /** v1.DefaultClientIPServiceAffinitySeconds: three hours. */
 const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10_800;
+/** v1.MaxClientIPServiceAffinitySeconds: the API server refuses more than a day. */
+const MAX_AFFINITY_TIMEOUT_SECONDS = 86_400;
+/** `true` checks at this interval: a vanished host is DOWN within ~1.6 s (haproxy/commands.ts). */
+export const DEFAULT_HEALTH_CHECK: HealthCheck = { intervalMs: 500 };
+/** Health check intervals accepted, in ms: from a flood of checks to checks that are no help. */
+const HEALTH_CHECK_INTERVAL_MS = { min: 100, max: 60_000 } as const;
 const MAX_SLOTS = 10_000;
 
 /** HAProxy `balance` algorithms that take no argument (uri hashes the whole path by default). */
@@ -137,12 +147,8 @@ export function translateService(
   if (whole) return { key, backends: [], skipped: [{ service: key, ...whole }], createdAt };
 
   const skipped: Skip[] = [];
-  const { mode, algorithm, minSlots } = annotationSettings(service, key, options, skipped);
-
-  // kube-proxy: ClientIP affinity sticks for timeoutSeconds, defaulted by the API server to 10800.
-  const timeout = service.spec?.sessionAffinityConfig?.clientIP?.timeoutSeconds;
-  const affinityTimeoutSeconds = service.spec?.sessionAffinity !== "ClientIP" ? undefined
-    : timeout !== undefined && Number.isInteger(timeout) && timeout > 0 ? timeout : DEFAULT_AFFINITY_TIMEOUT_SECONDS;
+  const { mode, algorithm, minSlots, healthCheck } = annotationSettings(service, key, options, skipped);
+  const affinityTimeoutSeconds = service.spec?.sessionAffinity === "ClientIP" ? affinityTimeout(service, key, skipped) : undefined;
 
   // The caller should pass only this Service's slices; check anyway, since a slice whose label
   // was edited must not leak endpoints into another Service. Sorted by name so that the skip
@@ -175,6 +181,7 @@ export function translateService(
       algorithm,
       binds: [{ address: options.bindAddress, port: port.port }],
       ...(affinityTimeoutSeconds === undefined ? {} : { affinityTimeoutSeconds }),
+      ...(healthCheck === undefined ? {} : { healthCheck }),
       minSlots,
       endpoints: portEndpoints(port, portId, ipSlices, key, skipped),
       ...(triggerTime === undefined ? {} : { triggerTime }),
@@ -227,22 +234,56 @@ function annotationSettings(
   key: string,
   options: TranslateOptions,
   skipped: Skip[],
-): Pick<Backend, "mode" | "algorithm" | "minSlots"> {
+): Pick<Backend, "mode" | "algorithm" | "minSlots" | "healthCheck"> {
   const annotations = service.metadata?.annotations ?? {};
-  const read = <T>(name: string, parse: (value: string) => T | undefined, fallback: T): T => {
+  const read = <T>(name: string, parse: (value: string) => T | undefined, fallback: T, shown: string = String(fallback)): T => {
     const value = annotations[name];
     const parsed = value === undefined ? fallback : parse(value);
     if (parsed !== undefined) return parsed;
-    const message = `Service ${key}: annotation ${name}=${JSON.stringify(value)} is invalid; using ${fallback}.`;
+    const message = `Service ${key}: annotation ${name}=${JSON.stringify(value)} is invalid; using ${shown}.`;
     skipped.push({ service: key, reason: "bad-annotation", message });
     return fallback;
   };
   const slots = (v: string): number | undefined => (/^[1-9]\d{0,4}$/.test(v) && Number(v) <= MAX_SLOTS ? Number(v) : undefined);
+  const healthCheck = read<HealthCheck | false>(ANNOTATION_HEALTH_CHECK, parseHealthCheck, options.healthCheck ?? false, showHealthCheck(options.healthCheck));
   return {
     mode: read<HaproxyMode>(ANNOTATION_MODE, (v) => (v === "tcp" || v === "http" ? v : undefined), "tcp"),
     algorithm: read(ANNOTATION_ALGORITHM, (v) => (ALGORITHMS.has(v) ? v : undefined), options.algorithm),
     minSlots: read(ANNOTATION_SLOTS, slots, options.minSlots),
+    ...(healthCheck === false ? {} : { healthCheck }),
   };
+}
+
+/**
+ * A health check setting, as the annotation and --health-check take it: `false`, `true`
+ * (DEFAULT_HEALTH_CHECK) or an interval in whole ms or s (`250ms`, `2s`) within
+ * HEALTH_CHECK_INTERVAL_MS. Undefined when the text is none of these.
+ */
+export function parseHealthCheck(text: string): HealthCheck | false | undefined {
+  if (text === "false") return false;
+  if (text === "true") return DEFAULT_HEALTH_CHECK;
+  const match = /^([1-9]\d{0,5})(ms|s)$/.exec(text);
+  const intervalMs = match ? Number(match[1]) * (match[2] === "s" ? 1000 : 1) : NaN;
+  return intervalMs >= HEALTH_CHECK_INTERVAL_MS.min && intervalMs <= HEALTH_CHECK_INTERVAL_MS.max ? { intervalMs } : undefined;
+}
+
+function showHealthCheck(check: HealthCheck | undefined): string {
+  return check === undefined ? "no health check" : `a health check every ${check.intervalMs} ms`;
+}
+
+/**
+ * kube-proxy: ClientIP affinity sticks for timeoutSeconds, which the API server defaults to
+ * 10800 and keeps within 1…86400. A value outside (from an API that did not validate) is
+ * reported and replaced by the nearest valid one, so the Service is still served.
+ */
+function affinityTimeout(service: V1Service, key: string, skipped: Skip[]): number {
+  const timeout = service.spec?.sessionAffinityConfig?.clientIP?.timeoutSeconds;
+  if (timeout === undefined || timeout === null) return DEFAULT_AFFINITY_TIMEOUT_SECONDS;
+  if (Number.isInteger(timeout) && timeout > 0 && timeout <= MAX_AFFINITY_TIMEOUT_SECONDS) return timeout;
+  const used = typeof timeout === "number" && timeout > MAX_AFFINITY_TIMEOUT_SECONDS ? MAX_AFFINITY_TIMEOUT_SECONDS : DEFAULT_AFFINITY_TIMEOUT_SECONDS;
+  const message = `Service ${key}: sessionAffinityConfig.clientIP.timeoutSeconds ${JSON.stringify(timeout)} is not within 1…${MAX_AFFINITY_TIMEOUT_SECONDS}; using ${used}.`;
+  skipped.push({ service: key, reason: "invalid-affinity-timeout", message });
+  return used;
 }
 
 /** kube-proxy's ShouldSkipService, plus the label rules and onlyfetch's cluster Services. */
@@ -344,6 +385,12 @@ function portEndpoints(
           invalid(`EndpointSlice ${sliceName} has an invalid endpoint address ${JSON.stringify(ip ?? null)}; it is ignored.`);
           continue;
         }
+        if (isIpv4MappedIpv6(ip)) {
+          // kube-proxy ignores them too: the API does not allow them as endpoint addresses.
+          const message = `Service ${key}: EndpointSlice ${sliceName} has an IPv4-mapped IPv6 address ${JSON.stringify(ip)}; it is ignored.`;
+          skipped.push({ service: key, port: portId, reason: "ipv4-mapped-ipv6", message });
+          continue;
+        }
         const candidate = { ip, port: target, rank: rank(endpoint.conditions) };
         const id = endpointKey(candidate);
         if ((best.get(id)?.rank ?? -1) < candidate.rank) best.set(id, candidate);
@@ -373,6 +420,11 @@ function newestTriggerTime(slices: readonly V1EndpointSlice[]): number | undefin
 function creationTime(value: Date | string | undefined): number {
   const ms = value instanceof Date ? value.getTime() : typeof value === "string" ? Date.parse(value) : NaN;
   return Number.isFinite(ms) ? ms : Number.MAX_SAFE_INTEGER;
+}
+
+/** `::ffff:a.b.c.d` in any spelling (hex groups, zeros written out): the URL parser normalises it. */
+function isIpv4MappedIpv6(ip: string): boolean {
+  return ip.includes(":") && /^\[::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}\]$/.test(new URL(`http://[${ip}]/`).hostname);
 }
 
 function valid<T>(check: (value: T) => T, value: T): boolean {
