@@ -75,8 +75,8 @@ export const failoverScenario: Scenario = {
   name: "failover",
   async run(context: ScenarioContext): Promise<ScenarioResult> {
     const staleMs = context.quick ? 700 : 5_000;
-    const endpoints = context.quick ? 200 : 1_000;
-    const windowMs = context.quick ? 1_000 : 10_000;
+    const endpoints = context.quick ? 500 : 1_000;
+    const windowMs = context.quick ? 1_500 : 10_000;
     const kills: KillRun[] = [];
     let base = 65;
     for (const mode of ["tcp", "http"] as const) {
