@@ -18,10 +18,11 @@ import { latencyScenario } from "./latency.ts";
 import { churnScenario } from "./churn.ts";
 import { controllerCostScenario } from "./controller-cost.ts";
 import { reloadVsRuntimeScenario } from "./reload-vs-runtime.ts";
+import { failoverScenario } from "./failover.ts";
 import { markdownSection, type Scenario, type ScenarioResult } from "./lib/report.ts";
 import { formatMs } from "./lib/stats.ts";
 
-const SCENARIOS: readonly Scenario[] = [engineScenario, latencyScenario, reloadVsRuntimeScenario, churnScenario, controllerCostScenario];
+const SCENARIOS: readonly Scenario[] = [engineScenario, latencyScenario, reloadVsRuntimeScenario, churnScenario, controllerCostScenario, failoverScenario];
 
 const here = dirname(fileURLToPath(import.meta.url));
 

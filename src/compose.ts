@@ -19,6 +19,7 @@ export function translateOptions(options: Options): TranslateOptions {
     serviceProxyName: options.serviceProxyName,
     reservedPorts: options.reservedPorts,
     onlyLabelled: options.expose === "labelled",
+    healthCheck: options.healthCheck,
   };
 }
 
@@ -27,6 +28,7 @@ export function renderOptions(options: Options): RenderOptions {
   const stats = options.statsBindAddress === "" ? undefined : parseSocketAddress(options.statsBindAddress);
   return {
     runtimeSocket: options.socket,
+    connectRetries: options.connectRetries,
     stats: stats && "host" in stats ? { bind: { address: stats.host, port: stats.port }, user: options.user, passwd: options.passwd } : undefined,
   };
 }

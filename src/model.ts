@@ -22,6 +22,32 @@ export interface Endpoint {
   readonly state: EndpointState;
 }
 
+/**
+ * Active health checks of a backend's endpoints: a TCP connect every `intervalMs`, so that an
+ * endpoint whose host vanished stops getting connections before Kubernetes notices.
+ */
+export interface HealthCheck {
+  readonly intervalMs: number;
+}
+
+/** `true` checks at this interval: a vanished host is DOWN within ~1.6 s (haproxy/commands.ts). */
+export const DEFAULT_HEALTH_CHECK: HealthCheck = { intervalMs: 500 };
+/** Health check intervals accepted, in ms: from a flood of checks to checks that are no help. */
+const HEALTH_CHECK_INTERVAL_MS = { min: 100, max: 60_000 } as const;
+
+/**
+ * A health check setting, as the annotation and --health-check take it: `false`, `true`
+ * (DEFAULT_HEALTH_CHECK) or an interval in whole ms or s (`250ms`, `2s`) within
+ * HEALTH_CHECK_INTERVAL_MS. Undefined when the text is none of these.
+ */
+export function parseHealthCheck(text: string): HealthCheck | false | undefined {
+  if (text === "false") return false;
+  if (text === "true") return DEFAULT_HEALTH_CHECK;
+  const match = /^([1-9]\d{0,5})(ms|s)$/.exec(text);
+  const intervalMs = match ? Number(match[1]) * (match[2] === "s" ? 1000 : 1) : NaN;
+  return intervalMs >= HEALTH_CHECK_INTERVAL_MS.min && intervalMs <= HEALTH_CHECK_INTERVAL_MS.max ? { intervalMs } : undefined;
+}
+
 /** A frontend bind address. */
 export interface Bind {
   readonly address: string;
@@ -42,6 +68,8 @@ export interface Backend {
   readonly binds: readonly Bind[];
   /** ClientIP session affinity: stick on the source address for this many seconds. */
   readonly affinityTimeoutSeconds?: number;
+  /** Absent: no health checks (HAProxy trusts Kubernetes' readiness alone). */
+  readonly healthCheck?: HealthCheck;
   /** The least number of template slots to allocate. */
   readonly minSlots: number;
   /** Sorted by ip, then port; unique on ip:port; every one passes endpointProblem(). */
@@ -60,7 +88,7 @@ export function endpointKey(endpoint: { readonly ip: string; readonly port: numb
  */
 export function structureOf(backend: Backend): string {
   const binds = backend.binds.map((bind) => formatHostPort(bind.address, bind.port));
-  return JSON.stringify([backend.name, backend.mode, backend.algorithm, binds, backend.affinityTimeoutSeconds ?? null]);
+  return JSON.stringify([backend.name, backend.mode, backend.algorithm, binds, backend.affinityTimeoutSeconds ?? null, backend.healthCheck?.intervalMs ?? null]);
 }
 
 /** Identifiers are at most this long; backendName() shortens longer ones with a hash. */

@@ -7,9 +7,9 @@
 import { isIP } from "node:net";
 import { KubeHaproxyError } from "./errors.ts";
 import { parseSocketAddress } from "./haproxy/address.ts";
-import { checkCredential } from "./haproxy/render.ts";
+import { checkCredential, MAX_CONNECT_RETRIES } from "./haproxy/render.ts";
 import { ALGORITHMS } from "./haproxy/algorithms.ts";
-import type { ProxyMode } from "./model.ts";
+import { parseHealthCheck, type HealthCheck, type ProxyMode } from "./model.ts";
 import type { LogFormat, LogLevel } from "./log.ts";
 
 /** Which Services get a frontend: those labelled kube-haproxy.io/expose=true, or all. */
@@ -26,6 +26,9 @@ export interface Options {
   readonly takeOver: boolean;
   readonly slots: number;
   readonly algorithm: string;
+  /** Health checks of Service ports without the annotation; undefined: none. */
+  readonly healthCheck: HealthCheck | undefined;
+  readonly connectRetries: number;
   readonly minSyncPeriodMs: number;
   readonly configSyncPeriodMs: number;
   readonly minReloadPeriodMs: number;
@@ -80,6 +83,11 @@ export const FLAGS = {
   },
   slots: { description: "Least number of server slots per Service port", default: "16" },
   algorithm: { description: "Default balance algorithm", default: "roundrobin" },
+  "health-check": {
+    description: "Active health checks of every Service port's endpoints: false, true (every 500ms) or an interval (100ms-60s); the annotation kube-haproxy.io/health-check overrides it",
+    default: "false",
+  },
+  "connect-retries": { description: "Retries of a connection that fails to connect, each on another endpoint (0: fail at once, as kube-proxy)", default: "3" },
   "min-sync-period": { description: "Least time between two syncs to HAProxy (0s: at once)", default: "0s", commands: ["run"] },
   "config-sync-period": { description: "How often to re-read HAProxy's state and repair drift (at least 1s)", default: "1m", commands: ["run"] },
   "min-reload-period": { description: "Least time between two reloads for structural changes", default: "2s", commands: ["run"] },
@@ -229,6 +237,8 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}, com
   const user = credential("user");
   const passwd = credential("passwd");
   if ((user === undefined) !== (passwd === undefined)) throw bad(user === undefined ? "user" : "passwd", "--user and --passwd go together");
+  const healthCheck = parseHealthCheck(text("health-check"));
+  if (healthCheck === undefined) throw bad("health-check", `must be false, true or an interval from 100ms to 60s in whole ms or s, not ${JSON.stringify(text("health-check"))}`);
   const qps = Number(text("kube-api-qps"));
   if (!(qps > 0)) throw bad("kube-api-qps", `must be a positive number, not ${JSON.stringify(text("kube-api-qps"))}`);
 
@@ -256,6 +266,8 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}, com
     takeOver: boolean("take-over"),
     slots: integer("slots", 1, 10_000),
     algorithm,
+    healthCheck: healthCheck === false ? undefined : healthCheck,
+    connectRetries: integer("connect-retries", 0, MAX_CONNECT_RETRIES),
     minSyncPeriodMs: duration("min-sync-period"),
     // kube-proxy refuses 0 too: drift repair is not optional, and 0 would be a busy loop.
     configSyncPeriodMs: duration("config-sync-period", 1_000),

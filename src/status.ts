@@ -7,7 +7,7 @@ import { KubeHaproxyError } from "./errors.ts";
 import { parseSocketAddress } from "./haproxy/address.ts";
 import { showServersState } from "./haproxy/commands.ts";
 import { parseSlotName } from "./haproxy/names.ts";
-import { parseServersState, stateOf, type ServerRecord } from "./haproxy/servers-state.ts";
+import { isDown, parseServersState, stateOf, type ServerRecord } from "./haproxy/servers-state.ts";
 
 /** One Service port (an HAProxy backend `namespace:service:port`); JSON keys match the table's headers. */
 export interface ServicePortStatus {
@@ -22,27 +22,30 @@ export interface ServicePortStatus {
   readonly free: number;
   readonly ready: number;
   readonly drain: number;
+  /** Of the ready ones, those HAProxy's health check marked DOWN: Kubernetes still says ready. */
+  readonly down: number;
 }
 
 /** Pure: server records → one row per backend that has kube-haproxy slots, sorted. */
 export function summarize(records: readonly ServerRecord[]): ServicePortStatus[] {
-  const byBackend = new Map<string, { slots: number; dynamic: number; ready: number; drain: number; maint: number }>();
+  const byBackend = new Map<string, { slots: number; dynamic: number; ready: number; drain: number; maint: number; down: number }>();
   for (const record of records) {
     const slot = parseSlotName(record.server);
     if (!slot) continue;
-    const row = byBackend.get(record.backend) ?? { slots: 0, dynamic: 0, ready: 0, drain: 0, maint: 0 };
+    const row = byBackend.get(record.backend) ?? { slots: 0, dynamic: 0, ready: 0, drain: 0, maint: 0, down: 0 };
     byBackend.set(record.backend, row);
     if (slot.dynamic) row.dynamic++;
     else row.slots++;
     row[stateOf(record)]++;
+    if (isDown(record)) row.down++;
   }
   return [...byBackend.entries()]
     .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([servicePort, r]) => ({ servicePort, slots: r.slots, dynamic: r.dynamic, used: r.ready + r.drain, free: r.maint, ready: r.ready, drain: r.drain }));
+    .map(([servicePort, r]) => ({ servicePort, slots: r.slots, dynamic: r.dynamic, used: r.ready + r.drain, free: r.maint, ready: r.ready, drain: r.drain, down: r.down }));
 }
 
 const COLUMNS: readonly (readonly [string, keyof ServicePortStatus])[] = [
-  ["SERVICE PORT", "servicePort"], ["SLOTS", "slots"], ["DYNAMIC", "dynamic"], ["USED", "used"], ["FREE", "free"], ["READY", "ready"], ["DRAIN", "drain"],
+  ["SERVICE PORT", "servicePort"], ["SLOTS", "slots"], ["DYNAMIC", "dynamic"], ["USED", "used"], ["FREE", "free"], ["READY", "ready"], ["DRAIN", "drain"], ["DOWN", "down"],
 ];
 
 export function formatTable(rows: readonly ServicePortStatus[]): string {

@@ -125,6 +125,7 @@ describe("Registry", () => {
       "kube_haproxy_reloads_total counter",
       "kube_haproxy_runtime_commands_total counter",
       "kube_haproxy_runtime_reconnects_total counter",
+      "kube_haproxy_servers_down gauge",
       "kube_haproxy_services gauge",
       "kube_haproxy_skipped_total counter",
       "kube_haproxy_slots gauge",

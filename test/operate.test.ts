@@ -105,10 +105,10 @@ test("kube-haproxy status prints slots per Service port, --json with the table's
   };
   const table = await run(["--socket", w.options.socket]);
   assert.equal(table.code, 0, table.out);
-  assert.match(table.out, /^SERVICE PORT\s+SLOTS\s+DYNAMIC\s+USED\s+FREE\s+READY\s+DRAIN\n/);
-  assert.match(table.out, /default:web:\d+\s+4\s+0\s+3\s+1\s+3\s+0\n/);
+  assert.match(table.out, /^SERVICE PORT\s+SLOTS\s+DYNAMIC\s+USED\s+FREE\s+READY\s+DRAIN\s+DOWN\n/);
+  assert.match(table.out, /default:web:\d+\s+4\s+0\s+3\s+1\s+3\s+0\s+0\n/);
   const json = await run(["--socket", w.options.socket, "--json"]);
-  const row = { servicePort: `default:web:${new URL(w.url).port}`, slots: 4, dynamic: 0, used: 3, free: 1, ready: 3, drain: 0 };
+  const row = { servicePort: `default:web:${new URL(w.url).port}`, slots: 4, dynamic: 0, used: 3, free: 1, ready: 3, drain: 0, down: 0 };
   assert.deepEqual(JSON.parse(json.out)[0], row);
   // Every JSON key is a column, in the same order: SERVICE PORT ↔ servicePort.
   const headers = table.out.split("\n")[0]!.split(/\s{2,}/);
@@ -129,11 +129,13 @@ test("kube-haproxy status prints slots per Service port, --json with the table's
 test("summarize and formatTable (pure)", () => {
   const records = parseServersState(
     "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n" +
-      "3 b 1 s1 10.0.0.1 2 4 1 1 0 1 0 0 8 0 0 0 - 80 - 0 0 - - 0\n3 b 2 s2 10.0.0.2 2 12 1 1 0 1 0 0 8 0 0 0 - 80 - 0 0 - - 0\n3 b 3 d3 10.0.0.3 2 4 1 1 0 1 0 0 8 0 0 0 - 80 - 0 0 - - 0\n3 b 4 other 10.0.0.3 2 0 1 1 0 1 0 0 8 0 0 0 - 80 - 0 0 - - 0",
+      "3 b 1 s1 10.0.0.1 0 4 1 1 0 1 0 0 8 0 0 0 - 80 - 0 0 - - 0\n3 b 2 s2 10.0.0.2 2 12 1 1 0 1 0 0 8 0 0 0 - 80 - 0 0 - - 0\n3 b 3 d3 10.0.0.3 2 4 1 1 0 1 0 0 8 0 0 0 - 80 - 0 0 - - 0\n3 b 4 other 10.0.0.3 2 0 1 1 0 1 0 0 8 0 0 0 - 80 - 0 0 - - 0" +
+      // Stopped but draining, or in maintenance: not "down" (Kubernetes does not say ready).
+      "\n3 b 5 s5 10.0.0.5 0 12 1 1 0 1 0 0 8 0 0 0 - 80 - 0 0 - - 0\n3 b 6 s6 0.0.0.0 0 5 1 1 0 1 0 0 8 0 0 0 - 0 - 0 0 - - 0",
   );
   const rows = summarize(records);
-  assert.deepEqual(rows, [{ servicePort: "b", slots: 2, dynamic: 1, used: 3, free: 0, ready: 2, drain: 1 }]);
-  assert.equal(formatTable(rows), "SERVICE PORT  SLOTS  DYNAMIC  USED  FREE  READY  DRAIN\nb             2      1        3     0     2      1\n");
+  assert.deepEqual(rows, [{ servicePort: "b", slots: 4, dynamic: 1, used: 4, free: 1, ready: 2, drain: 2, down: 1 }]);
+  assert.equal(formatTable(rows), "SERVICE PORT  SLOTS  DYNAMIC  USED  FREE  READY  DRAIN  DOWN\nb             4      1        4     1     2      2      1\n");
 });
 
 test("--log-format json writes one JSON object per line", () => {

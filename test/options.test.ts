@@ -40,6 +40,10 @@ test("bad values name their flag", () => {
     [{ "kube-api-qps": "0" }, "--kube-api-qps"],
     [{ user: "admin" }, "--passwd"],
     [{ "log-level": "loud" }, "--log-level"],
+    [{ "health-check": "yes" }, "--health-check"],
+    [{ "health-check": "50ms" }, "--health-check"],
+    [{ "connect-retries": "-1" }, "--connect-retries"],
+    [{ "connect-retries": "21" }, "--connect-retries"],
   ];
   for (const [flags, name] of cases) {
     assert.throws(
@@ -48,6 +52,18 @@ test("bad values name their flag", () => {
       JSON.stringify(flags),
     );
   }
+});
+
+test("failover: connect retries 3 and no health checks by default; the flags change both", () => {
+  const defaults = resolveOptions({});
+  assert.equal(defaults.connectRetries, 3);
+  assert.equal(defaults.healthCheck, undefined);
+  assert.equal(resolveOptions({ "connect-retries": "0" }).connectRetries, 0);
+  assert.deepEqual(resolveOptions({ "health-check": "true" }).healthCheck, { intervalMs: 500 });
+  assert.deepEqual(resolveOptions({}, { KUBE_HAPROXY_HEALTH_CHECK: "2s" }).healthCheck, { intervalMs: 2000 });
+  assert.equal(resolveOptions({ "health-check": "false" }).healthCheck, undefined);
+  // status reads neither: a ConfigMap's value cannot break it.
+  assert.equal(resolveOptions({}, { KUBE_HAPROXY_HEALTH_CHECK: "bad" }, "status").healthCheck, undefined);
 });
 
 test("reserved ports: the defaults, ranges, and our own listeners", () => {

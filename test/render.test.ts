@@ -22,7 +22,7 @@ const web: RenderedBackend = {
   ]),
 };
 const db: RenderedBackend = {
-  backend: makeBackend("db:pg:5432", [], { binds: [{ address: "::", port: 5432 }], algorithm: "leastconn" }),
+  backend: makeBackend("db:pg:5432", [], { binds: [{ address: "::", port: 5432 }], algorithm: "leastconn", healthCheck: { intervalMs: 500 } }),
   slots: 4,
   filled: new Map([[1, ready("fd00::5", 5432)]]),
 };
@@ -33,6 +33,7 @@ async function assertValid(t: Parameters<typeof tempDir>[0], text: string): Prom
   await writeFile(path, text);
   const check = await checkConfigFile(path);
   assert.ok(check.ok, `haproxy -c refused:\n${check.output}\n${text}`);
+  assert.doesNotMatch(check.output, /WARNING|ALERT/, `haproxy -c warned:\n${check.output}\n${text}`);
 }
 
 test("golden configuration, valid for haproxy -c", async (t) => {
@@ -53,6 +54,8 @@ defaults
   timeout tunnel 1h
   timeout http-request 30s
   timeout http-keep-alive 60s
+  retries 3
+  option redispatch 1
 
 frontend stats
   bind 127.0.0.1:8404
@@ -70,6 +73,7 @@ frontend db:pg:5432
 backend db:pg:5432
   mode tcp
   balance leastconn
+  default-server check inter 500ms fastinter 125ms downinter 500ms fall 2 rise 2
   server s1 [fd00::5]:5432
   server-template s 2-4 0.0.0.0:0 disabled
 
@@ -137,4 +141,17 @@ test("the structure hash changes with structure, not with endpoints", () => {
   assert.notEqual(hash([web, { ...db, backend: { ...db.backend, algorithm: "roundrobin" } }]), base, "an algorithm");
   assert.notEqual(hash([web, { ...db, backend: { ...db.backend, binds: [{ address: "::", port: 5433 }] } }]), base, "a port");
   assert.notEqual(hash([{ ...web, backend: { ...web.backend, affinityTimeoutSeconds: undefined } }, db]), base, "affinity");
+  assert.notEqual(hash([web, { ...db, backend: { ...db.backend, healthCheck: { intervalMs: 1000 } } }]), base, "a health check interval");
+  assert.notEqual(hash([web, { ...db, backend: { ...db.backend, healthCheck: undefined } }]), base, "no health check");
+  const retries = (connectRetries: number): string => structureHash([web.backend, db.backend], { ...options, connectRetries });
+  assert.equal(retries(3), retries(3));
+  assert.notEqual(retries(0), retries(3), "connect retries");
+});
+
+test("connect retries: 0 fails a connection at once; whole numbers up to 20, nothing else", () => {
+  assert.match(renderConfig([db], { runtimeSocket: "/tmp/x.sock", connectRetries: 0 }), /^ {2}retries 0\n {2}option redispatch 1$/m);
+  assert.match(renderConfig([db], { runtimeSocket: "/tmp/x.sock", connectRetries: 20 }), /^ {2}retries 20$/m);
+  for (const connectRetries of [-1, 21, 1.5, Number.NaN]) {
+    assert.throws(() => renderConfig([db], { runtimeSocket: "/tmp/x.sock", connectRetries }), (error) => isKubeHaproxyError(error, "E_BAD_OPTION"), String(connectRetries));
+  }
 });

@@ -97,6 +97,31 @@ describe("planBackend", () => {
     assert.deepEqual(planBackend(slots, have, desired([1, ready("10.0.0.1", 81)])), [{ kind: "addr", slot: 1, ip: "10.0.0.1", port: 81 }]);
   });
 
+  test("health-checked: a serving slot that gets another address goes through maint (a clean check state)", () => {
+    const have = applied([1, { ip: "10.0.0.1", port: 80, state: "ready" }], [2, { ip: "10.0.0.2", port: 80, state: "maint" }]);
+    const want = desired([1, ready("10.0.0.9", 80)], [2, draining("10.0.0.8", 80)]);
+    assert.deepEqual(planBackend(slots, have, want, new Set(), true), [
+      { kind: "state", slot: 1, state: "maint" },
+      { kind: "addr", slot: 1, ip: "10.0.0.9", port: 80 },
+      { kind: "state", slot: 1, state: "ready" },
+      { kind: "addr", slot: 2, ip: "10.0.0.8", port: 80 },
+      { kind: "state", slot: 2, state: "drain" },
+    ]);
+    assert.deepEqual(planBackend(slots, have, want), [
+      { kind: "addr", slot: 1, ip: "10.0.0.9", port: 80 },
+      { kind: "addr", slot: 2, ip: "10.0.0.8", port: 80 },
+      { kind: "state", slot: 2, state: "drain" },
+    ], "without checks: the address alone");
+  });
+
+  test("health-checked: a new dynamic server gets its checks on before it serves", () => {
+    assert.deepEqual(planBackend([1, 2], new Map(), desired([2, ready("10.0.0.1", 80)]), new Set([2]), true).filter((c) => c.slot === 2), [
+      { kind: "add", slot: 2, ip: "10.0.0.1", port: 80 },
+      { kind: "health", slot: 2 },
+      { kind: "state", slot: 2, state: "ready" },
+    ]);
+  });
+
   test("dynamic slots: created with add, then state; maint first, deleted at the next flush", () => {
     const dynamic = new Set([4]);
     assert.deepEqual(planBackend([1, 2, 3, 4], applied(), desired([4, ready("10.0.0.4", 80)]), dynamic), [

@@ -16,7 +16,7 @@ import {
   type SkipReason,
   type TranslateOptions,
 } from "../src/kube/translate.ts";
-import type { Backend } from "../src/model.ts";
+import { structureOf, type Backend } from "../src/model.ts";
 import { draining, ready } from "./helpers.ts";
 
 const OPTIONS: TranslateOptions = { bindAddress: "127.0.0.1", algorithm: "roundrobin", algorithms: ALGORITHMS, minSlots: 4 };
@@ -218,6 +218,20 @@ describe("annotations", () => {
     { annotations: { "kube-haproxy.io/slots": "1.5" }, expect: { minSlots: 4 }, bad: true },
     { annotations: { "kube-haproxy.io/slots": "016" }, expect: { minSlots: 4 }, bad: true },
     { annotations: { "kube-haproxy.io/slots": "" }, expect: { minSlots: 4 }, bad: true },
+    { annotations: {}, expect: { healthCheck: undefined }, bad: false },
+    { annotations: { "kube-haproxy.io/health-check": "true" }, expect: { healthCheck: { intervalMs: 500 } }, bad: false },
+    { annotations: { "kube-haproxy.io/health-check": "false" }, expect: { healthCheck: undefined }, bad: false },
+    { annotations: { "kube-haproxy.io/health-check": "250ms" }, expect: { healthCheck: { intervalMs: 250 } }, bad: false },
+    { annotations: { "kube-haproxy.io/health-check": "100ms" }, expect: { healthCheck: { intervalMs: 100 } }, bad: false },
+    { annotations: { "kube-haproxy.io/health-check": "2s" }, expect: { healthCheck: { intervalMs: 2000 } }, bad: false },
+    { annotations: { "kube-haproxy.io/health-check": "60s" }, expect: { healthCheck: { intervalMs: 60000 } }, bad: false },
+    { annotations: { "kube-haproxy.io/health-check": "99ms" }, expect: { healthCheck: undefined }, bad: true },
+    { annotations: { "kube-haproxy.io/health-check": "61s" }, expect: { healthCheck: undefined }, bad: true },
+    { annotations: { "kube-haproxy.io/health-check": "1m" }, expect: { healthCheck: undefined }, bad: true },
+    { annotations: { "kube-haproxy.io/health-check": "1.5s" }, expect: { healthCheck: undefined }, bad: true },
+    { annotations: { "kube-haproxy.io/health-check": "TRUE" }, expect: { healthCheck: undefined }, bad: true },
+    { annotations: { "kube-haproxy.io/health-check": "" }, expect: { healthCheck: undefined }, bad: true },
+    { annotations: { "kube-haproxy.io/health-check": "500ms rise 1" }, expect: { healthCheck: undefined }, bad: true },
   ];
   for (const c of cases) {
     test(`${JSON.stringify(c.annotations)}`, () => {
@@ -233,6 +247,20 @@ describe("annotations", () => {
       assert.deepEqual(t.skipped.map((s) => [s.reason, s.port]), c.bad ? [["bad-annotation", undefined]] : [], "one record per Service, not per port");
     });
   }
+
+  test("--health-check sets the default; the annotation turns it off or changes the interval", () => {
+    const options = { ...OPTIONS, healthCheck: { intervalMs: 1000 } };
+    const check = (annotations: Record<string, string>): ServiceTranslation => translateService(makeService("a", "b", (s) => (s.metadata!.annotations = annotations)), [], options);
+    assert.deepEqual(check({}).backends[0]!.healthCheck, { intervalMs: 1000 });
+    assert.equal("healthCheck" in check({ "kube-haproxy.io/health-check": "false" }).backends[0]!, false);
+    assert.deepEqual(check({ "kube-haproxy.io/health-check": "true" }).backends[0]!.healthCheck, { intervalMs: 500 });
+    const bad = check({ "kube-haproxy.io/health-check": "often" });
+    assert.deepEqual(bad.backends[0]!.healthCheck, { intervalMs: 1000 }, "a bad value keeps the default");
+    assert.match(bad.skipped[0]!.message, /"often" is invalid; using a health check every 1000 ms/);
+    const backend = check({}).backends[0]!;
+    assert.notEqual(structureOf(backend), structureOf({ ...backend, healthCheck: { intervalMs: 500 } }), "the interval is structure: only a reload changes it");
+  });
+
 
   test("ALGORITHMS holds exactly HAProxy's argument-less algorithms; the dynamic ones take add server", () => {
     assert.deepEqual([...ALGORITHMS].sort(), ["first", "leastconn", "random", "roundrobin", "source", "static-rr", "uri"]);
@@ -255,6 +283,31 @@ describe("session affinity", () => {
       assert.equal("affinityTimeoutSeconds" in backend, expected !== undefined);
     });
   }
+
+  // The API server keeps timeoutSeconds within 1…86400; outside (an API that did not validate),
+  // the nearest valid value is used and the replacement reported, so the Service is still served.
+  const invalid: [timeoutSeconds: number, used: number][] = [
+    [86_401, 86_400], [2 ** 40, 86_400], [0, 10_800], [-5, 10_800], [1.5, 10_800], [Number.NaN, 10_800],
+  ];
+  for (const [timeoutSeconds, used] of invalid) {
+    test(`ClientIP with timeoutSeconds ${timeoutSeconds}: ${used}, reported`, () => {
+      const t = translateService(makeService("a", "b", (s) => {
+        s.spec!.sessionAffinity = "ClientIP";
+        s.spec!.sessionAffinityConfig = { clientIP: { timeoutSeconds } };
+      }), [], OPTIONS);
+      assert.equal(t.backends[0]!.affinityTimeoutSeconds, used);
+      assert.deepEqual(t.skipped.map((s) => s.reason), ["invalid-affinity-timeout"], "one record per Service, not per port");
+      assert.match(t.skipped[0]!.message, new RegExp(`timeoutSeconds ${timeoutSeconds === timeoutSeconds ? timeoutSeconds : "null"} is not within 1…86400; using ${used}`));
+    });
+  }
+  test("ClientIP with the maximum, 86400: kept, nothing reported", () => {
+    const t = translateService(makeService("a", "b", (s) => {
+      s.spec!.sessionAffinity = "ClientIP";
+      s.spec!.sessionAffinityConfig = { clientIP: { timeoutSeconds: 86_400 } };
+    }), [], OPTIONS);
+    assert.equal(t.backends[0]!.affinityTimeoutSeconds, 86_400);
+    assert.deepEqual(t.skipped, []);
+  });
 });
 
 describe("endpoints", () => {
@@ -344,6 +397,25 @@ describe("endpoints", () => {
     ], OPTIONS);
     assert.deepEqual(t.backends[0]?.endpoints, [ready("10.0.0.4", 8080)]);
     assert.deepEqual(reasons(t), ["invalid-endpoint", "invalid-endpoint", "invalid-endpoint"]);
+  });
+
+  // kube-proxy ignores IPv4-mapped IPv6 endpoint addresses; so do we, saying so, in any spelling.
+  const mapped = ["::ffff:10.0.0.9", "::FFFF:10.0.0.9", "::ffff:a00:9", "0:0:0:0:0:ffff:10.0.0.9", "0000:0000:0000:0000:0000:ffff:0a00:0009", "::ffff:0.0.0.0"];
+  for (const ip of mapped) {
+    test(`an IPv4-mapped IPv6 address is ignored with a reason: ${ip}`, () => {
+      const slice = makeSlice("a", "b", "s6", [ep(ip), ep("fd00::1")], undefined, (s) => { s.addressType = "IPv6"; });
+      const t = translateService(svc, [slice], OPTIONS);
+      assert.deepEqual(t.backends[0]?.endpoints, [ready("fd00::1", 8080)]);
+      assert.deepEqual(t.skipped.map((s) => [s.port, s.reason]), [["http", "ipv4-mapped-ipv6"]]);
+      assert.match(t.skipped[0]!.message, /EndpointSlice s6 has an IPv4-mapped IPv6 address .*; it is ignored/);
+    });
+  }
+  test("IPv6 addresses that only look alike are kept", () => {
+    const alike = ["::ffff:1:2:3", "fd00::ffff:a00:9", "64:ff9b::10.0.0.9", "::10.0.0.9", "::ffff"];
+    const slice = makeSlice("a", "b", "s6", alike.map((ip) => ep(ip)), undefined, (s) => { s.addressType = "IPv6"; });
+    const t = translateService(svc, [slice], OPTIONS);
+    assert.deepEqual(t.skipped, []);
+    assert.equal(t.backends[0]?.endpoints.length, alike.length);
   });
 
   test("IPv6", () => {

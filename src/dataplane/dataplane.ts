@@ -272,11 +272,13 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
         applied: this.#applied.bySlot(name),
         dynamic: this.#applied.dynamic(name),
         growable: backend !== undefined && takesDynamicServers(backend.algorithm) && !this.#noDynamic.has(name),
+        checked: backend?.healthCheck !== undefined,
       });
       this.#assignment.set(name, plan.assignment);
       this.#noteOverflow(name, plan.overflow);
       if (!plan.changes.some((change) => change.kind === "del")) this.#reaper.forget(name);
-      yield plan.changes.map((change) => ({ backend: name, change, dynamic: plan.dynamic.has(change.slot) }));
+      const healthCheck = backend?.healthCheck;
+      yield plan.changes.map((change) => ({ backend: name, change, dynamic: plan.dynamic.has(change.slot), ...(healthCheck ? { healthCheck } : {}) }));
     }
   }
 

@@ -9,8 +9,10 @@
 //     anything else ─► failed (refused(); the caller asks for a full sync after backoff)
 
 import type { KubeHaproxyError } from "../errors.ts";
+import type { HealthCheck } from "../model.ts";
 import {
   addServer,
+  enableHealth,
   addServerRefusal,
   delServer,
   delServerRefusal,
@@ -48,6 +50,8 @@ export interface PlannedChange {
   readonly change: SlotChange;
   /** The slot is a dynamic server (d<N>), not a template slot (s<N>). */
   readonly dynamic: boolean;
+  /** The backend's health check: `add server` must repeat it (default-server does not apply). */
+  readonly healthCheck?: HealthCheck;
 }
 
 export interface ExecuteOutcome {
@@ -142,7 +146,7 @@ function collect(
   });
 }
 
-function commandFor({ backend, change, dynamic }: PlannedChange): RuntimeCommand {
+function commandFor({ backend, change, dynamic, healthCheck }: PlannedChange): RuntimeCommand {
   const server = slotName(change.slot, dynamic);
   switch (change.kind) {
     case "addr":
@@ -150,9 +154,11 @@ function commandFor({ backend, change, dynamic }: PlannedChange): RuntimeCommand
     case "state":
       return setServerState(backend, server, change.state);
     case "add":
-      return addServer(backend, server, change.ip, change.port);
+      return addServer(backend, server, change.ip, change.port, healthCheck);
     case "del":
       return delServer(backend, server);
+    case "health":
+      return enableHealth(backend, server);
   }
 }
 

@@ -21,7 +21,9 @@ export type SlotChange =
   /** A dynamic server beyond the template (`add server`); it starts in maint. */
   | { readonly kind: "add"; readonly slot: number; readonly ip: string; readonly port: number }
   /** A dynamic server no longer wanted and already in maint (`del server`). */
-  | { readonly kind: "del"; readonly slot: number };
+  | { readonly kind: "del"; readonly slot: number }
+  /** Health checks on for a dynamic server just added (`add server` leaves them off). */
+  | { readonly kind: "health"; readonly slot: number };
 
 /**
  * Changes for one backend: arriving and changed endpoints slot by slot, then leaving ones. A
@@ -31,12 +33,17 @@ export type SlotChange =
  * `slots` lists every slot number the backend has, plus dynamic ones to create (those have no
  * applied entry yet). A dynamic server goes to maint first and is deleted at a later flush,
  * once maint is confirmed, so its connections are never cut by the deletion.
+ * In a health-checked backend (`checked`), a slot that gets another address while it serves
+ * goes through maint first: that resets HAProxy's check state (measured on 2.6 and 3.4), so the
+ * new endpoint does not inherit the old one's DOWN; and a new dynamic server gets its checks
+ * switched on before it serves.
  */
 export function planBackend(
   slots: Iterable<number>,
   applied: ReadonlyMap<number, AppliedSlot>,
   desired: ReadonlyMap<number, Endpoint>,
   dynamic: ReadonlySet<number> = new Set(),
+  checked = false,
 ): SlotChange[] {
   // Endpoints coming in are planned before endpoints going out: the commands run in order, so
   // when a Service's only pod is replaced, the new one is ready before the old one leaves and
@@ -52,12 +59,16 @@ export function planBackend(
       } else if (have !== undefined || !dynamic.has(slot)) leaving.push({ kind: "state", slot, state: "maint" });
       continue;
     }
+    const moved = have !== undefined && (have.ip !== want.ip || have.port !== want.port);
+    const resetCheck = checked && moved && have.state !== "maint";
     if (have === undefined && dynamic.has(slot)) {
       changes.push({ kind: "add", slot, ip: want.ip, port: want.port });
-    } else if (have === undefined || have.ip !== want.ip || have.port !== want.port) {
+      if (checked) changes.push({ kind: "health", slot });
+    } else if (have === undefined || moved) {
+      if (resetCheck) changes.push({ kind: "state", slot, state: "maint" });
       changes.push({ kind: "addr", slot, ip: want.ip, port: want.port });
     }
-    if (have === undefined || have.state !== want.state) changes.push({ kind: "state", slot, state: want.state });
+    if (have === undefined || have.state !== want.state || resetCheck) changes.push({ kind: "state", slot, state: want.state });
   }
   return changes.concat(leaving);
 }
@@ -74,6 +85,8 @@ export function applyChange(before: AppliedSlot | undefined, change: SlotChange)
       return { ...base, state: change.state };
     case "del":
       return undefined;
+    case "health":
+      return before;
   }
 }
 
@@ -99,6 +112,8 @@ export interface PlanInput {
   readonly dynamic: ReadonlySet<number>;
   /** Whether `add server` may grow the backend (its algorithm allows it, HAProxy did not refuse). */
   readonly growable: boolean;
+  /** The backend has active health checks. */
+  readonly checked?: boolean;
 }
 
 /**
@@ -121,7 +136,7 @@ export function planBackendSync(input: PlanInput): BackendPlan {
   }
   const bySlot = new Map<number, Endpoint>();
   for (const [key, slot] of assignment) bySlot.set(slot, byKey.get(key)!);
-  const changes = planBackend(planned, input.applied, bySlot, dynamic);
+  const changes = planBackend(planned, input.applied, bySlot, dynamic, input.checked);
   return { assignment, changes, dynamic, overflow: input.growable ? [] : overflow };
 }
 

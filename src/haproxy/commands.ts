@@ -5,7 +5,7 @@
 
 import { formatHostPort } from "../address.ts";
 import { KubeHaproxyError } from "../errors.ts";
-import { MAX_NAME_LENGTH, isEndpointAddress, isPort } from "../model.ts";
+import { MAX_NAME_LENGTH, isEndpointAddress, isPort, type HealthCheck } from "../model.ts";
 
 /** What a successful reply looks like; anything else is an error for that command. */
 export type Expect = "empty" | "addr-changed" | "server-added" | "server-deleted" | "any";
@@ -76,13 +76,34 @@ export function showServersState(backend?: string): RuntimeCommand {
 
 /**
  * A dynamic server (HAProxy ≥ 2.6). `default-server` does not apply to it, so the caller
- * passes every parameter the template servers have; it starts in maintenance.
+ * passes every parameter the template servers have (the health check); it starts in
+ * maintenance, and its check stays off until `enableHealth` (send that before `state ready`).
  */
-export function addServer(backend: string, name: string, ip: string, port: number): RuntimeCommand {
+export function addServer(backend: string, name: string, ip: string, port: number, healthCheck?: HealthCheck): RuntimeCommand {
+  const check = healthCheck === undefined ? "" : ` ${healthCheckParams(healthCheck)}`;
   return {
-    line: `add server ${server(backend, name)} ${formatHostPort(checkAddress(ip), checkPort(port))} disabled`,
+    line: `add server ${server(backend, name)} ${formatHostPort(checkAddress(ip), checkPort(port))} disabled${check}`,
     expect: "server-added",
   };
+}
+
+/** Starts the health check of a server added with `check` (HAProxy leaves it off). */
+export function enableHealth(backend: string, name: string): RuntimeCommand {
+  return { line: `enable health ${server(backend, name)}`, expect: "empty" };
+}
+
+/**
+ * The server parameters of a health check: a TCP connect every interval. A check that gets no
+ * answer times out after one interval (HAProxy's rule without `timeout check`), two failures in
+ * a row mark the server DOWN (the second check runs a quarter interval after the first failure),
+ * two successes bring it back. So a host that vanished (packets dropped) is DOWN within ~3.25 intervals, a
+ * refused connection within ~1.25, and a single lost packet marks nothing.
+ */
+export function healthCheckParams({ intervalMs }: HealthCheck): string {
+  // The Kubernetes side decides the range (kube/translate.ts); here only what HAProxy can take.
+  if (!Number.isInteger(intervalMs) || intervalMs < 4 || intervalMs > 86_400_000) throw invalid("health check interval (ms)", intervalMs);
+  const fast = Math.round(intervalMs / 4);
+  return `check inter ${intervalMs}ms fastinter ${fast}ms downinter ${intervalMs}ms fall 2 rise 2`;
 }
 
 export function delServer(backend: string, name: string): RuntimeCommand {

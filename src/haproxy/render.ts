@@ -7,7 +7,7 @@ import { formatHostPort as hostPort } from "../address.ts";
 import { KubeHaproxyError } from "../errors.ts";
 import { structureOf, type Backend, type Bind, type Endpoint } from "../model.ts";
 import { parseSocketAddress } from "./address.ts";
-import { checkAddress, checkName, checkPort } from "./commands.ts";
+import { checkAddress, checkName, checkPort, healthCheckParams } from "./commands.ts";
 import { SLOT_PREFIX, slotName } from "./names.ts";
 
 export interface RenderOptions {
@@ -17,6 +17,8 @@ export interface RenderOptions {
   readonly stats?: { readonly bind: Bind; readonly user?: string; readonly passwd?: string };
   /** Idle timeout of runtime connections; the sidecar keeps one open. @default "24h" */
   readonly runtimeIdleTimeout?: string;
+  /** A connection that fails to connect is retried this often, each time on another endpoint. @default 3 */
+  readonly connectRetries?: number;
 }
 
 /** A backend as rendered: its slot count and the endpoints already placed in slots. */
@@ -48,6 +50,7 @@ export function renderConfig(backends: readonly RenderedBackend[], options: Rend
     "  timeout tunnel 1h",
     "  timeout http-request 30s",
     "  timeout http-keep-alive 60s",
+    ...failoverLines(options.connectRetries ?? 3),
     "",
   ];
   if (options.stats) out.push(...renderStats(options.stats));
@@ -90,6 +93,8 @@ function renderBackend({ backend, slots, filled }: RenderedBackend): string[] {
     // ClientIP affinity; type ipv6 also holds IPv4 clients (as ::ffff:a.b.c.d).
     out.push(`  stick-table type ipv6 size 1m expire ${Math.trunc(backend.affinityTimeoutSeconds)}s`, "  stick on src");
   }
+  // Template slots and written-out servers take it from here; dynamic servers do not (commands.ts).
+  if (backend.healthCheck) out.push(`  default-server ${healthCheckParams(backend.healthCheck)}`);
   // Runs of empty slots become one server-template line; filled slots are written out.
   // A draining endpoint is written disabled: a new process has no old connections to keep,
   // and the sidecar sets `drain` right after the reload.
@@ -112,6 +117,21 @@ function renderBackend({ backend, slots, filled }: RenderedBackend): string[] {
   out.push("");
   return out;
 }
+
+/**
+ * kube-proxy cannot retry: a connection to a pod that died before its endpoint was removed
+ * fails. HAProxy retries a connection that failed to connect (refused, unreachable, timed out;
+ * in http mode only those too: `retry-on` stays `conn-failure`), and `redispatch 1` sends every
+ * retry to another endpoint instead of the same dead one a second later.
+ */
+function failoverLines(retries: number): string[] {
+  if (!Number.isInteger(retries) || retries < 0 || retries > MAX_CONNECT_RETRIES) {
+    throw new KubeHaproxyError("E_BAD_OPTION", `connect retries must be a whole number from 0 to ${MAX_CONNECT_RETRIES}, not ${JSON.stringify(retries)}`);
+  }
+  return [`  retries ${retries}`, "  option redispatch 1"];
+}
+
+export const MAX_CONNECT_RETRIES = 20;
 
 function socketAddress(address: string): string {
   const parsed = parseSocketAddress(address);

@@ -33,6 +33,14 @@ export function stateOf(record: ServerRecord): ServerState {
   return "ready";
 }
 
+/**
+ * Ready as far as kube-haproxy set it, but stopped as far as HAProxy knows: its health check
+ * failed. Only health-checked servers get there (without a check a ready server runs).
+ */
+export function isDown(record: ServerRecord): boolean {
+  return stateOf(record) === "ready" && record.operationalState === 0;
+}
+
 const REQUIRED = ["be_name", "srv_name", "srv_addr", "srv_op_state", "srv_admin_state", "srv_uweight", "srv_port"] as const;
 
 /** Parses the body of `show servers state [backend]`. Throws on a header it cannot read. */

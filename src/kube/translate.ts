@@ -4,8 +4,8 @@
 // objects become Skip records, never exceptions (kube-proxy logs and skips them too).
 
 import type { V1EndpointConditions, V1EndpointSlice, V1Service, V1ServicePort } from "@kubernetes/client-node";
-import { backendName, endpointKey, isEndpointAddress, isPort } from "../model.ts";
-import type { Backend, BackendMode, Bind, Endpoint } from "../model.ts";
+import { backendName, endpointKey, isEndpointAddress, isPort, parseHealthCheck } from "../model.ts";
+import type { Backend, BackendMode, Bind, Endpoint, HealthCheck } from "../model.ts";
 
 /**
  * onlyfetch (the only mode built; the CLI refuses the others at the door): every Service port
@@ -28,11 +28,14 @@ export interface TranslateOptions {
   readonly reservedPorts?: ReadonlySet<number>;
   /** Serve only Services labelled kube-haproxy.io/expose=true (--expose labelled). @default false */
   readonly onlyLabelled?: boolean;
+  /** Health checks for Services without the annotation (--health-check); undefined: none. */
+  readonly healthCheck?: HealthCheck;
 }
 
 export type SkipReason =
   | "headless" | "external-name" | "no-ports" | "udp" | "sctp" | "invalid-object" | "proxy-name"
-  | "cluster-service" | "port-conflict" | "invalid-endpoint" | "bad-annotation" | "reserved-port" | "not-exposed";
+  | "cluster-service" | "port-conflict" | "invalid-endpoint" | "bad-annotation" | "reserved-port" | "not-exposed"
+  | "ipv4-mapped-ipv6" | "invalid-affinity-timeout";
 
 export interface Skip {
   /** namespace/name */
@@ -63,8 +66,11 @@ const ANNOTATION_TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-tim
 const ANNOTATION_MODE = "kube-haproxy.io/mode";
 const ANNOTATION_ALGORITHM = "kube-haproxy.io/algorithm";
 const ANNOTATION_SLOTS = "kube-haproxy.io/slots";
+const ANNOTATION_HEALTH_CHECK = "kube-haproxy.io/health-check";
 /** v1.DefaultClientIPServiceAffinitySeconds: three hours. */
 const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10_800;
+/** v1.MaxClientIPServiceAffinitySeconds: the API server refuses more than a day. */
+const MAX_AFFINITY_TIMEOUT_SECONDS = 86_400;
 const MAX_SLOTS = 10_000;
 
 /**
@@ -127,12 +133,8 @@ export function translateService(
   if (whole) return { key, backends: [], skipped: [{ service: key, ...whole }], createdAt };
 
   const skipped: Skip[] = [];
-  const { mode, algorithm, minSlots } = annotationSettings(service, key, options, skipped);
-
-  // kube-proxy: ClientIP affinity sticks for timeoutSeconds, defaulted by the API server to 10800.
-  const timeout = service.spec?.sessionAffinityConfig?.clientIP?.timeoutSeconds;
-  const affinityTimeoutSeconds = service.spec?.sessionAffinity !== "ClientIP" ? undefined
-    : timeout !== undefined && Number.isInteger(timeout) && timeout > 0 ? timeout : DEFAULT_AFFINITY_TIMEOUT_SECONDS;
+  const { mode, algorithm, minSlots, healthCheck } = annotationSettings(service, key, options, skipped);
+  const affinityTimeoutSeconds = service.spec?.sessionAffinity === "ClientIP" ? affinityTimeout(service, key, skipped) : undefined;
 
   // The caller should pass only this Service's slices; check anyway, since a slice whose label
   // was edited must not leak endpoints into another Service. Sorted by name so that the skip
@@ -165,6 +167,7 @@ export function translateService(
       algorithm,
       binds: [{ address: options.bindAddress, port: port.port }],
       ...(affinityTimeoutSeconds === undefined ? {} : { affinityTimeoutSeconds }),
+      ...(healthCheck === undefined ? {} : { healthCheck }),
       minSlots,
       endpoints: portEndpoints(port, portId, ipSlices, key, skipped),
       ...(triggerTime === undefined ? {} : { triggerTime }),
@@ -217,22 +220,43 @@ function annotationSettings(
   key: string,
   options: TranslateOptions,
   skipped: Skip[],
-): Pick<Backend, "mode" | "algorithm" | "minSlots"> {
+): Pick<Backend, "mode" | "algorithm" | "minSlots" | "healthCheck"> {
   const annotations = service.metadata?.annotations ?? {};
-  const read = <T>(name: string, parse: (value: string) => T | undefined, fallback: T): T => {
+  const read = <T>(name: string, parse: (value: string) => T | undefined, fallback: T, shown: string = String(fallback)): T => {
     const value = annotations[name];
     const parsed = value === undefined ? fallback : parse(value);
     if (parsed !== undefined) return parsed;
-    const message = `Service ${key}: annotation ${name}=${JSON.stringify(value)} is invalid; using ${fallback}.`;
+    const message = `Service ${key}: annotation ${name}=${JSON.stringify(value)} is invalid; using ${shown}.`;
     skipped.push({ service: key, reason: "bad-annotation", message });
     return fallback;
   };
   const slots = (v: string): number | undefined => (/^[1-9]\d{0,4}$/.test(v) && Number(v) <= MAX_SLOTS ? Number(v) : undefined);
+  const healthCheck = read<HealthCheck | false>(ANNOTATION_HEALTH_CHECK, parseHealthCheck, options.healthCheck ?? false, showHealthCheck(options.healthCheck));
   return {
     mode: read<BackendMode>(ANNOTATION_MODE, (v) => (v === "tcp" || v === "http" ? v : undefined), "tcp"),
     algorithm: read(ANNOTATION_ALGORITHM, (v) => (options.algorithms.has(v) ? v : undefined), options.algorithm),
     minSlots: read(ANNOTATION_SLOTS, slots, options.minSlots),
+    ...(healthCheck === false ? {} : { healthCheck }),
   };
+}
+
+function showHealthCheck(check: HealthCheck | undefined): string {
+  return check === undefined ? "no health check" : `a health check every ${check.intervalMs} ms`;
+}
+
+/**
+ * kube-proxy: ClientIP affinity sticks for timeoutSeconds, which the API server defaults to
+ * 10800 and keeps within 1…86400. A value outside (from an API that did not validate) is
+ * reported and replaced by the nearest valid one, so the Service is still served.
+ */
+function affinityTimeout(service: V1Service, key: string, skipped: Skip[]): number {
+  const timeout = service.spec?.sessionAffinityConfig?.clientIP?.timeoutSeconds;
+  if (timeout === undefined || timeout === null) return DEFAULT_AFFINITY_TIMEOUT_SECONDS;
+  if (Number.isInteger(timeout) && timeout > 0 && timeout <= MAX_AFFINITY_TIMEOUT_SECONDS) return timeout;
+  const used = typeof timeout === "number" && timeout > MAX_AFFINITY_TIMEOUT_SECONDS ? MAX_AFFINITY_TIMEOUT_SECONDS : DEFAULT_AFFINITY_TIMEOUT_SECONDS;
+  const message = `Service ${key}: sessionAffinityConfig.clientIP.timeoutSeconds ${JSON.stringify(timeout)} is not within 1…${MAX_AFFINITY_TIMEOUT_SECONDS}; using ${used}.`;
+  skipped.push({ service: key, reason: "invalid-affinity-timeout", message });
+  return used;
 }
 
 /** kube-proxy's ShouldSkipService, plus the label rules and onlyfetch's cluster Services. */
@@ -334,6 +358,12 @@ function portEndpoints(
           invalid(`EndpointSlice ${sliceName} has an invalid endpoint address ${JSON.stringify(ip ?? null)}; it is ignored.`);
           continue;
         }
+        if (isIpv4MappedIpv6(ip)) {
+          // kube-proxy ignores them too: the API does not allow them as endpoint addresses.
+          const message = `Service ${key}: EndpointSlice ${sliceName} has an IPv4-mapped IPv6 address ${JSON.stringify(ip)}; it is ignored.`;
+          skipped.push({ service: key, port: portId, reason: "ipv4-mapped-ipv6", message });
+          continue;
+        }
         const candidate = { ip, port: target, rank: rank(endpoint.conditions) };
         const id = endpointKey(candidate);
         if ((best.get(id)?.rank ?? -1) < candidate.rank) best.set(id, candidate);
@@ -363,6 +393,11 @@ function newestTriggerTime(slices: readonly V1EndpointSlice[]): number | undefin
 function creationTime(value: Date | string | undefined): number {
   const ms = value instanceof Date ? value.getTime() : typeof value === "string" ? Date.parse(value) : NaN;
   return Number.isFinite(ms) ? ms : Number.MAX_SAFE_INTEGER;
+}
+
+/** `::ffff:a.b.c.d` in any spelling (hex groups, zeros written out): the URL parser normalises it. */
+function isIpv4MappedIpv6(ip: string): boolean {
+  return ip.includes(":") && /^\[::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}\]$/.test(new URL(`http://[${ip}]/`).hostname);
 }
 
 function bindKey(bind: Bind): string {

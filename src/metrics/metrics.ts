@@ -21,6 +21,8 @@ export interface Metrics {
   readonly slots: Gauge<{ backend: string; state: "used" | "free" | "dynamic" }>;
   readonly services: Gauge;
   readonly endpoints: Gauge<{ state: "ready" | "drain" }>;
+  /** Per health-checked backend: servers ready in Kubernetes that HAProxy's check marked DOWN. */
+  readonly serversDown: Gauge<{ backend: string }>;
   readonly skipped: Counter<{ reason: string }>;
   /** Seconds since the epoch of the last successful sync. */
   readonly lastSyncTimestamp: Gauge;
@@ -70,6 +72,11 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
       name: `${p}endpoints`,
       help: "Endpoints programmed in HAProxy, by state (ready, drain).",
       labelNames: ["state"],
+    }),
+    serversDown: registry.gauge({
+      name: `${p}servers_down`,
+      help: "Servers of a health-checked backend that Kubernetes says are ready but HAProxy's health check marked DOWN.",
+      labelNames: ["backend"],
     }),
     skipped: registry.counter({
       name: `${p}skipped_total`,

@@ -7,6 +7,8 @@ export interface ClientCounts {
   readonly sent: number;
   readonly failed: number;
   readonly errors: readonly string[];
+  /** When each failed request was sent (performance.now()), ascending: in flight at a kill, or sent after it. */
+  readonly failedStarts: readonly number[];
 }
 
 export interface LoadResult extends ClientCounts {
@@ -15,28 +17,38 @@ export interface LoadResult extends ClientCounts {
   readonly keepAlive: ClientCounts;
 }
 
-/** HTTP clients hammering `url` until stopped: `clients` on new connections and `clients` keep-alive. */
-export function startLoad(url: string, clients = 3): { stop(): Promise<LoadResult> } {
+interface Counting {
+  sent: number;
+  failed: number;
+  errors: string[];
+  failedStarts: number[];
+}
+
+/** HTTP clients hammering `url` until stopped: `clients` on new connections and `keepAliveClients` keep-alive. */
+export function startLoad(url: string, clients = 3, keepAliveClients = clients): { stop(): Promise<LoadResult> } {
   let running = true;
-  const counts = { newConnection: { sent: 0, failed: 0, errors: [] as string[] }, keepAlive: { sent: 0, failed: 0, errors: [] as string[] } };
+  const fresh = (): Counting => ({ sent: 0, failed: 0, errors: [], failedStarts: [] });
+  const counts = { newConnection: fresh(), keepAlive: fresh() };
   const one = (agent: Agent | false): Promise<void> =>
     new Promise((resolve) => {
       const c = agent ? counts.keepAlive : counts.newConnection;
       c.sent++;
+      const started = performance.now();
+      const fail = (error: string): void => {
+        c.failed++;
+        c.errors.push(error);
+        c.failedStarts.push(started);
+      };
       const req = request(url, { agent, timeout: 5_000 }, (res) => {
         res.resume();
         res.on("end", () => {
-          if (res.statusCode !== 200) {
-            c.failed++;
-            c.errors.push(`HTTP ${res.statusCode}`);
-          }
+          if (res.statusCode !== 200) fail(`HTTP ${res.statusCode}`);
           resolve();
         });
       });
       req.on("timeout", () => req.destroy(new Error("timeout")));
       req.on("error", (error) => {
-        c.failed++;
-        c.errors.push(error.message);
+        fail(error.message);
         resolve();
       });
       req.end();
@@ -47,20 +59,23 @@ export function startLoad(url: string, clients = 3): { stop(): Promise<LoadResul
     loops.push((async () => {
       while (running) await one(false);
     })());
+  }
+  for (let i = 0; i < keepAliveClients; i++) {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     agents.push(agent);
     loops.push((async () => {
       while (running) await one(agent);
     })());
   }
-  const summary = (c: { sent: number; failed: number; errors: string[] }): ClientCounts => ({ sent: c.sent, failed: c.failed, errors: [...new Set(c.errors)].slice(0, 5) });
+  const summary = (c: Counting): ClientCounts => ({ sent: c.sent, failed: c.failed, errors: [...new Set(c.errors)].slice(0, 5), failedStarts: [...c.failedStarts].sort((a, b) => a - b) });
   return {
     async stop() {
       running = false;
       await Promise.all(loops);
       for (const agent of agents) agent.destroy();
       const [n, k] = [summary(counts.newConnection), summary(counts.keepAlive)];
-      return { sent: n.sent + k.sent, failed: n.failed + k.failed, errors: [...new Set([...n.errors, ...k.errors])].slice(0, 5), newConnection: n, keepAlive: k };
+      const failedStarts = [...n.failedStarts, ...k.failedStarts].sort((a, b) => a - b);
+      return { sent: n.sent + k.sent, failed: n.failed + k.failed, errors: [...new Set([...n.errors, ...k.errors])].slice(0, 5), failedStarts, newConnection: n, keepAlive: k };
     },
   };
 }
