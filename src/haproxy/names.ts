@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { MAX_NAME_LENGTH, checkName } from "./commands.ts";
 
-/** The frontend and the backend of a Service port share this name. */
+/** The name of a Service port's proxy (its `listen` section) and, for the runtime API, its backend. */
 export function backendName(namespace: string, service: string, port: string | number): string {
   const full = `${namespace}:${service}:${port}`;
   if (full.length <= MAX_NAME_LENGTH) return checkName("backend", full);
