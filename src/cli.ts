@@ -9,7 +9,6 @@ import { FLAGS, envName, redacted, resolveOptions, type Options, type RawFlags }
 import { renderFromCluster } from "./bootstrap.ts";
 import { startSidecar } from "./sidecar.ts";
 import { formatTable, readStatus } from "./status.ts";
-import { runDemo } from "./demo.ts";
 
 const flagArgs: ArgsDef = Object.fromEntries(
   Object.entries(FLAGS).map(([name, flag]) => [
@@ -105,6 +104,8 @@ const demo = defineCommand({
     guarded(async () => {
       const abort = new AbortController();
       void untilSignal().then(() => abort.abort());
+      // Loaded only here: the demo brings the simulated cluster, which the image leaves out.
+      const { runDemo } = await import("./demo.ts");
       const summary = await runDemo({ stdout: process.stdout, signal: abort.signal });
       process.stdout.write(`\n${summary.changes} changes applied (p50 ${summary.p50Ms} ms, p99 ${summary.p99Ms} ms), ${summary.reloads} reloads, ${summary.requests} requests, ${summary.failedRequests} failed\n`);
     }),
