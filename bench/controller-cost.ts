@@ -14,29 +14,17 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { reloadCount } from "../src/haproxy/master.ts";
 import { startSimulatedCluster } from "../src/sim/cluster.ts";
 import { startHaproxy } from "../src/sim/haproxy.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
+import { reloadsSoFar } from "./lib/master-cli.ts";
+import { listenablePorts, retryOnBindConflict } from "./lib/ports.ts";
 import type { Scenario, ScenarioContext, ScenarioResult } from "./lib/report.ts";
 import { formatMs } from "./lib/stats.ts";
 
 const PER_SERVICE = 10;
 const SLOTS = 16;
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), "controller-child.ts");
-/** The master's reload count; right after HAProxy started, its master CLI may still reset connections. */
-async function reloads(masterSocket: string): Promise<number> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await reloadCount(masterSocket);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if ((code !== "ECONNRESET" && code !== "EPIPE") || attempt >= 50) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-}
-
 const ip = (s: number, j: number, gen = 0): string => {
   const g = s * PER_SERVICE + j;
   return `127.${250 + (gen % 4)}.${Math.floor(g / 250) % 250}.${(g % 250) + 1}`;
@@ -116,9 +104,10 @@ async function cost(services: number, changes: number, log: (line: string) => vo
   const children: Child[] = [];
   let stopHaproxy: (() => Promise<void>) | undefined;
   try {
+    const ports = await listenablePorts(services);
     const slice = (s: number, gen = 0) => makeSlice("default", `svc${s}`, `svc${s}-1`, Array.from({ length: PER_SERVICE }, (_, j) => ({ ip: ip(s, j, gen) })), [{ port: 8080 }]);
     for (let s = 0; s < services; s++) {
-      cluster.api.upsert("services", makeService("default", `svc${s}`, [{ port: 20_000 + s }]));
+      cluster.api.upsert("services", makeService("default", `svc${s}`, [{ port: ports[s]! }]));
       cluster.api.upsert("endpointslices", slice(s));
     }
     const args = { dir, kubeconfig: cluster.kubeconfig, slots: SLOTS };
@@ -134,14 +123,14 @@ async function cost(services: number, changes: number, log: (line: string) => vo
     stopHaproxy = () => haproxy.stop();
     const haproxyStartMs = performance.now() - h0;
     log(`controller-cost: HAProxy with ${services} × ${SLOTS} slots started in ${formatMs(haproxyStartMs)}`);
-    const before = await reloads(haproxy.masterSocket);
+    const before = await reloadsSoFar(haproxy.masterSocket);
     const second = new Child({ ...args, mode: "sidecar" });
     children.push(second);
     const ready = await second.next<SidecarReady>();
     log(`controller-cost: sidecar started and synced in ${formatMs(ready.startupMs)}`);
     const last = (changes - 1) % services;
     const lastGen = 1 + Math.floor((changes - 1) / services);
-    second.send(`expect default:svc${last}:${20_000 + last} ${ip(last, 0, lastGen)}`);
+    second.send(`expect default:svc${last}:${ports[last]} ${ip(last, 0, lastGen)}`);
     await second.next<{ armed: true }>();
     for (let i = 0; i < changes; i++) {
       cluster.api.upsert("endpointslices", slice(i % services, 1 + Math.floor(i / services)));
@@ -149,7 +138,7 @@ async function cost(services: number, changes: number, log: (line: string) => vo
     }
     const done = await second.next<SidecarDone>();
     await second.done();
-    const reloaded = (await reloads(haproxy.masterSocket)) - before;
+    const reloaded = (await reloadsSoFar(haproxy.masterSocket)) - before;
     log(`controller-cost: ${changes} changes applied in ${formatMs(done.wallMs)}, ${formatMs(done.cpuMs)} CPU`);
     return { services, endpoints: services * PER_SERVICE, startup, cpu: { changes, cpuMsPer1000: done.cpuMs * (1000 / changes), wallMs: done.wallMs, haproxyStartMs, ready, done, reloads: reloaded } };
   } finally {
@@ -163,7 +152,8 @@ async function cost(services: number, changes: number, log: (line: string) => vo
 export const controllerCostScenario: Scenario = {
   name: "controller-cost",
   async run(context: ScenarioContext): Promise<ScenarioResult> {
-    const runs = context.quick ? [await cost(1_000, 1_000, context.log)] : [await cost(1_000, 2_000, context.log), await cost(10_000, 10_000, context.log)];
+    const measure = (services: number, changes: number): Promise<CostRun> => retryOnBindConflict(() => cost(services, changes, context.log), context.log);
+    const runs = context.quick ? [await measure(1_000, 1_000)] : [await measure(1_000, 2_000), await measure(10_000, 10_000)];
     const mb = (x: number): string => `${x.toFixed(0)} MB`;
     const n = (x: number): string => x.toLocaleString("en-US");
     return {

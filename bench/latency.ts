@@ -282,7 +282,7 @@ async function measureSeparateProcess(samples: number, log: (line: string) => vo
     const metricsPort = await freePort();
     const child = spawn(process.execPath, [
       CLI, "run", "--kubeconfig", cluster.kubeconfig, "--socket", options.socket, "--master-socket", options.masterSocket, "--config", options.config,
-      "--metrics-bind-address", `127.0.0.1:${metricsPort}`, "--healthz-bind-address", "", "--bind-address", "127.0.0.1", "--stats-bind-address", "", "--min-reload-period", "0s", "--slots", "16", "--log-level", "warn",
+      "--metrics-bind-address", `127.0.0.1:${metricsPort}`, "--healthz-bind-address", "", "--bind-address", "127.0.0.1", "--stats-bind-address", "", "--min-reload-period", "0s", "--slots", "16", "--haproxy-binary", options.haproxyBinary, "--log-level", "warn",
     ], { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     child.stdout!.on("data", (chunk) => (stderr += chunk));

@@ -6,7 +6,7 @@
 // Each change adds or removes one extra (listening) pod, alternately.
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { reloadCount } from "../src/haproxy/master.ts";
+import { reloadsSoFar } from "./lib/master-cli.ts";
 import type { Endpoint } from "../src/model.ts";
 import { renderOptions } from "../src/compose.ts";
 import { layoutBackend } from "../src/dataplane/planner.ts";
@@ -29,7 +29,7 @@ export const reloadVsRuntimeScenario: Scenario = {
       try {
         const base = world.pods.map((p) => ({ ip: p.ip }));
         // (a) runtime path
-        let before = await reloadCount(world.haproxy.masterSocket);
+        let before = await reloadsSoFar(world.haproxy.masterSocket);
         let load = startLoad(world.url);
         const samples: number[] = [];
         for (let i = 0; i < changes; i++) {
@@ -40,7 +40,7 @@ export const reloadVsRuntimeScenario: Scenario = {
           samples.push((await done) - t0);
           await sleep(50); // let the load run between changes, as between reloads
         }
-        runtime = { samples, load: await load.stop(), reloads: (await reloadCount(world.haproxy.masterSocket)) - before };
+        runtime = { samples, load: await load.stop(), reloads: (await reloadsSoFar(world.haproxy.masterSocket)) - before };
         context.log(`reload-vs-runtime: runtime done (${runtime.load.sent} requests)`);
 
         // (b) reload per change, the sidecar out of the way
@@ -54,10 +54,10 @@ export const reloadVsRuntimeScenario: Scenario = {
           const ips = i % 2 === 0 ? [...base.map((b) => b.ip), extra.ip] : base.map((b) => b.ip);
           return [...others, filledBackend(model, slots, ips.map(endpoint))];
         });
-        before = await reloadCount(world.haproxy.masterSocket);
+        before = await reloadsSoFar(world.haproxy.masterSocket);
         load = startLoad(world.url);
         const reloadSamples = await reloadPerChange(configs, { haproxy: world.haproxy, render: renderOptions(world.options) });
-        reload = { samples: reloadSamples, load: await load.stop(), reloads: (await reloadCount(world.haproxy.masterSocket)) - before };
+        reload = { samples: reloadSamples, load: await load.stop(), reloads: (await reloadsSoFar(world.haproxy.masterSocket)) - before };
       } finally {
         await extra.stop();
       }

@@ -7,12 +7,11 @@
 // A new scenario is a module under bench/ exporting a `Scenario` (lib/report.ts): add it to
 // SCENARIOS below; its rows become a table and its `json` a section of latest.json.
 
-import { execFile } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs, promisify } from "node:util";
+import { parseArgs } from "node:util";
 import { engineScenario } from "./engine.ts";
 import { latencyScenario } from "./latency.ts";
 import { churnScenario } from "./churn.ts";
@@ -21,6 +20,7 @@ import { reloadVsRuntimeScenario } from "./reload-vs-runtime.ts";
 import { failoverScenario } from "./failover.ts";
 import { markdownSection, type Scenario, type ScenarioResult } from "./lib/report.ts";
 import { formatMs } from "./lib/stats.ts";
+import { haproxyVersion } from "../src/sim/haproxy.ts";
 
 const SCENARIOS: readonly Scenario[] = [engineScenario, latencyScenario, reloadVsRuntimeScenario, churnScenario, controllerCostScenario, failoverScenario];
 
@@ -73,17 +73,14 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 async function machine(): Promise<Record<string, unknown>> {
-  let haproxy = "unknown";
-  try {
-    const { stdout } = await promisify(execFile)("haproxy", ["-v"]);
-    haproxy = /version (\S+)/.exec(stdout)?.[1] ?? haproxy;
-  } catch {
-    // no haproxy on PATH: the scenarios will say so
-  }
+  // No HAProxy there: the scenarios will say so.
+  const haproxy = await haproxyVersion().catch(() => "unknown");
   return { node: process.version, haproxy, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "", memoryMb: Math.round(totalmem() / 2 ** 20), platform: `${process.platform}-${process.arch}` };
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  // One sentence; the stack only when asked for (KUBE_HAPROXY_BENCH_DEBUG=1).
+  const detail = process.env.KUBE_HAPROXY_BENCH_DEBUG && error instanceof Error ? `\n${error.stack}` : "";
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}${detail}\n`);
   process.exitCode = 1;
 });

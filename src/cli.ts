@@ -55,7 +55,14 @@ const COMMANDS: readonly Command[] = [
     name: "demo",
     description: "A simulated cluster, a real HAProxy and the real sync path, shown live; Ctrl-C stops it",
     flags: [],
-    run: async (input) => (await import("./commands/demo.ts")).demo(input),
+    run: async (input) => {
+      // The image leaves the simulated cluster out (.dockerignore): say so rather than a stack.
+      const loaded = await import("./commands/demo.ts").catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== "ERR_MODULE_NOT_FOUND") throw error;
+        throw new KubeHaproxyError("E_USAGE", "demo: the simulated cluster is not part of this installation (the image leaves it out); run the demo from a checkout: npm run demo");
+      });
+      await loaded.demo(input);
+    },
   },
   {
     name: "version",

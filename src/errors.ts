@@ -8,7 +8,8 @@ export type ErrorCode =
   | "E_CONNECTION_CLOSED" // the runtime connection broke with commands in flight
   | "E_NOT_CONNECTED" // a command was sent while no connection was up
   | "E_LINE_TOO_LONG" // a request line does not fit HAProxy's tune.bufsize
-  | "E_PROTOCOL" // a reply arrived with nothing waiting for it
+  | "E_PROTOCOL" // a reply arrived with nothing waiting for it, or the peer is not the runtime API
+  | "E_REPLY_TOO_LARGE" // more reply text than the client holds without a complete reply
   | "E_UNREADABLE_REPLY" // a reply HAProxy sent cannot be parsed (show servers state, show proc)
   | "E_BAD_OPTION" // a flag or option value is invalid, or the kubeconfig it points to
   | "E_USAGE" // an unknown command or flag, a flag without its value, a stray argument

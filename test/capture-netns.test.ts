@@ -2,8 +2,8 @@
 // configuration until local mode has its renderer): pods and the node itself reach ClusterIPs
 // through the capture, Service ports come and go with 0 reloads, and what we do not serve (UDP,
 // other TCP ports) still reaches kube-proxy's stand-in. See test/netns-node.ts for the topology.
-// Runs once per HAProxy binary: `haproxy` on PATH, plus any in KUBE_HAPROXY_TEST_BINARIES
-// (comma-separated paths, e.g. a 3.4 build).
+// Runs with the HAProxy under test (KUBE_HAPROXY_TEST_HAPROXY, like every test; CI runs the
+// suite once per version).
 
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
@@ -12,7 +12,7 @@ import { cleanupCapture, installCapture, syncCapture, type CaptureConfig, type C
 import { setServerAddr, setServerState, type RuntimeCommand } from "../src/haproxy/commands.ts";
 import { reloadCount } from "../src/haproxy/master.ts";
 import { RuntimeClient } from "../src/haproxy/runtime-client.ts";
-import { startHaproxy } from "../src/sim/haproxy.ts";
+import { haproxyBinary, startHaproxy } from "../src/sim/haproxy.ts";
 import { tempDir } from "./helpers.ts";
 import { createLab, netnsTestOptions } from "./netns.ts";
 import type { Agent } from "./netns.ts";
@@ -20,7 +20,7 @@ import type { Outcome } from "./netns-agent.ts";
 import { SERVICE_CIDRS, STANDIN, buildNode } from "./netns-node.ts";
 
 const TOOLS = ["ip", "nft", "iptables"];
-const BINARIES = ["haproxy", ...(process.env.KUBE_HAPROXY_TEST_BINARIES ?? "").split(",").filter(Boolean)];
+const BINARIES = [haproxyBinary()];
 
 const WEB6 = { ip: "fd00:198:18:128::a", port: 80 };
 const LATE = { ip: "198.18.128.11", port: 8080 }; // a Service port created while everything runs

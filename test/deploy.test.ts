@@ -1,19 +1,26 @@
 // The install (deploy/, Dockerfile, .dockerignore) checked against the code: every file is in
 // the kustomization, every flag and KUBE_HAPROXY_* variable is one the CLI knows, all
 // containers agree on the socket and config paths, RBAC grants exactly what the code reads,
-// containers hold no privilege they do not need, and the image's entrypoint really starts
-// with production dependencies only. No cluster and no Docker engine needed.
+// containers hold no privilege they do not need, one image pinning one HAProxy version runs all
+// containers, HAProxy stops softly, and the image's entrypoint really starts with production
+// dependencies only. No cluster and no Docker engine needed.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join, posix, relative } from "node:path";
 import { describe, test } from "node:test";
 import type { V1ClusterRole, V1ClusterRoleBinding, V1ConfigMap, V1Container, V1DaemonSet, V1Probe } from "@kubernetes/client-node";
 import { parse, parseAllDocuments } from "yaml";
 import { FLAGS, envName, resolveOptions } from "../src/options.ts";
+import { masterCommand } from "../src/haproxy/master.ts";
+import { ROOT_ON_PURPOSE, renderConfig } from "../src/haproxy/render.ts";
+import { haproxyBinary } from "../src/sim/haproxy.ts";
+import { freePort } from "../src/sim/pods.ts";
+import { deferrer, makeBackend, ready, tempDir, waitFor } from "./helpers.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const DEPLOY = join(ROOT, "deploy");
@@ -102,8 +109,6 @@ function imageName(image: string): string {
   return colon > slash ? noDigest.slice(0, colon) : noDigest;
 }
 
-const KUBE_HAPROXY_IMAGE = imageName(container("kube-haproxy").image ?? "");
-const isKubeHaproxy = (c: V1Container): boolean => imageName(c.image ?? "") === KUBE_HAPROXY_IMAGE;
 
 /** The flags ConfigMap every container reads with envFrom, from a generator or a resource. */
 async function configMapData(name: string): Promise<Record<string, string>> {
@@ -152,6 +157,24 @@ function expand(text: string, env: Map<string, string>): string {
 function commandLine(c: V1Container): string[] {
   const env = environment(c);
   return [...(c.command ?? []), ...(c.args ?? [])].map((arg) => expand(arg, env));
+}
+
+/**
+ * The haproxy container runs `sh -c <script> <$0> <$1> <$2>`: the script's one `haproxy` line,
+ * its "$1"/"$2" replaced by the positional arguments, is HAProxy's command line.
+ */
+function haproxyWrapper(): { script: string; positional: string[] } {
+  const [shell, dashC, script, ...positional] = commandLine(container("haproxy"));
+  assert.deepEqual([shell, dashC], ["/bin/sh", "-c"], "haproxy runs under a small POSIX shell");
+  return { script: script!, positional };
+}
+
+function haproxyArgv(): string[] {
+  const { script, positional } = haproxyWrapper();
+  const lines = script.split("\n").filter((line) => /^\s*haproxy\s/.test(line));
+  assert.equal(lines.length, 1, `one haproxy command line in:\n${script}`);
+  const words = lines[0]!.replace(/\s*&.*$/, "").trim().split(/\s+/);
+  return words.map((word) => word.replace(/^"(.*)"$/, "$1").replace(/\$(\d)/g, (_, n: string) => positional[Number(n)] ?? `$${n}`));
 }
 
 /** host:port (IPv6 in brackets) → parts. */
@@ -245,6 +268,8 @@ describe("deploy/: flags", () => {
     for (const key of Object.keys(flags)) assert.ok(FLAG_ENV.has(key), `ConfigMap key ${key} is no flag's variable (${[...FLAG_ENV.keys()].join(", ")})`);
     for (const c of allContainers) {
       for (const e of c.env ?? []) {
+        // The one variable that is no flag: HAProxy's configuration reads it (render.ts).
+        if (c.name === "haproxy" && e.name === ROOT_ON_PURPOSE) continue;
         if (e.name.startsWith("KUBE_HAPROXY_")) assert.ok(FLAG_ENV.has(e.name), `${c.name}: env ${e.name} is no flag's variable`);
       }
       for (const arg of [...(c.command ?? []), ...(c.args ?? [])]) {
@@ -259,10 +284,10 @@ describe("deploy/: flags", () => {
   });
 
   test("kube-haproxy containers run the image's entrypoint with a known subcommand and known --flags", () => {
-    const kubeHaproxy = allContainers.filter(isKubeHaproxy);
+    // Only the haproxy container replaces the ENTRYPOINT (node) with a command of its own.
+    const kubeHaproxy = allContainers.filter((c) => c.command === undefined);
     assert.deepEqual(kubeHaproxy.map((c) => c.name).sort(), ["kube-haproxy", "render"]);
     for (const c of kubeHaproxy) {
-      assert.equal(c.command, undefined, `${c.name}: no command, so the image's ENTRYPOINT runs`);
       const args = c.args ?? [];
       for (const arg of args.filter((a) => a.startsWith("--"))) {
         const name = arg.slice(2).split("=")[0]!;
@@ -305,9 +330,8 @@ describe("deploy/: HAProxy and the sidecar share one socket directory", () => {
   });
 
   test("haproxy's -S and -f are the ConfigMap's MASTER_SOCKET and CONFIG, the master socket group-writable", () => {
-    const argv = commandLine(container("haproxy"));
-    assert.equal(argv[0], "haproxy");
-    assert.ok(argv.includes("-W"), "master-worker mode (-W)");
+    const argv = haproxyArgv();
+    assert.equal(argv[0], "haproxy");    assert.ok(argv.includes("-W"), "master-worker mode (-W)");
     assert.ok(!argv.includes("-D") && !argv.includes("-daemon"), "foreground");
     for (const arg of argv) assert.ok(!arg.includes("$("), `every $(VAR) resolves: ${arg}`);
     const after = (option: string): string => {
@@ -322,6 +346,67 @@ describe("deploy/: HAProxy and the sidecar share one socket directory", () => {
     const modeAt = bindOptions.indexOf("mode");
     assert.ok(modeAt >= 0, "-S …,mode,<octal>: without it the socket follows the umask (0755) and the sidecar cannot connect");
     assert.equal(Number.parseInt(bindOptions[modeAt + 1] ?? "", 8) & 0o060, 0o060, "group read/write on the master socket");
+  });
+});
+
+describe("deploy/: the haproxy container", () => {
+  test("SIGTERM, the image's stop signal, makes HAProxy stop softly: an open connection is served to its end", { timeout: 60_000 }, async (t) => {
+    const defer = deferrer(t);
+    const dir = await tempDir(t);
+    // A pod that echoes; a client connection through HAProxy to it stays open across the stop.
+    const pod = createServer((socket) => socket.on("error", () => {}).pipe(socket)); // probes below may reset
+    await new Promise<void>((resolve) => pod.listen(0, "127.0.0.1", resolve));
+    defer(() => new Promise((resolve) => pod.close(resolve)));
+    const podPort = (pod.address() as { port: number }).port;
+    const port = await freePort();
+    const backend = makeBackend("default:echo:80", [], { binds: [{ address: "127.0.0.1", port }] });
+    await writeFile(join(dir, "haproxy.cfg"), renderConfig([{ backend, slots: 1, filled: new Map([[1, ready("127.0.0.1", podPort)]]) }], { runtimeSocket: join(dir, "runtime.sock") }));
+    // `haproxy` on the PATH is the HAProxy under test, as in the image.
+    const bin = join(dir, "bin");
+    await mkdir(bin);
+    const binary = haproxyBinary();
+    await symlink(binary.includes("/") ? binary : execFileSync("sh", ["-c", `command -v ${binary}`], { encoding: "utf8" }).trim(), join(bin, "haproxy"));
+
+    const { script } = haproxyWrapper();
+    const shell = spawn("/bin/sh", ["-c", script, "haproxy", join(dir, "master.sock"), join(dir, "haproxy.cfg")], {
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    const exited = new Promise<number | null>((resolve) => shell.once("exit", (code) => resolve(code)));
+    defer(async () => {
+      if (shell.exitCode === null && shell.signalCode === null) process.kill(-shell.pid!, "SIGKILL");
+      await exited;
+    });
+    let output = "";
+    shell.stdout.on("data", (chunk) => (output += chunk));
+    shell.stderr.on("data", (chunk) => (output += chunk));
+    // Until its master CLI answers, the master may still re-execute itself, and a signal then
+    // can be lost or fatal (the wrapper asks three times; a test should not depend on that).
+    await waitFor(() => output.includes("Loading success"), 15_000, "HAProxy started");
+    await masterCommand(join(dir, "master.sock"), "show proc", 10_000);
+
+    const client: Socket = connect({ host: "127.0.0.1", port });
+    defer(() => client.destroy());
+    let echoed = "";
+    client.on("data", (chunk) => (echoed += chunk));
+    client.on("error", () => {});
+    client.write("before\n");
+    await waitFor(() => echoed === "before\n", 5_000, "an echo through HAProxy");
+
+    shell.kill("SIGTERM");
+    // Soft stop: the listener closes at once…
+    await waitFor(() => new Promise((resolve) => {
+      const probe = connect({ host: "127.0.0.1", port });
+      probe.once("connect", () => (probe.destroy(), resolve(false)));
+      probe.once("error", () => resolve(true));
+    }), 10_000, "the listener closed").catch((error: Error) => assert.fail(`${error.message}\n${output}`));
+    // …while the open connection still works; a hard stop would have cut it.
+    client.write("after\n");
+    await waitFor(() => echoed === "before\nafter\n", 5_000, `an echo after the stop signal:\n${output}`);
+    client.end();
+    assert.equal(await exited, 0, output);
+    assert.doesNotMatch(output, /exited with code 143/, "no worker was terminated");
   });
 });
 
@@ -515,7 +600,13 @@ interface Stage {
   readonly instructions: Instruction[];
 }
 
-function parseDockerfile(text: string): Stage[] {
+interface Dockerfile {
+  /** ARGs declared before the first FROM, with their defaults. */
+  readonly args: ReadonlyMap<string, string>;
+  readonly stages: Stage[];
+}
+
+function parseDockerfile(text: string): Dockerfile {
   const lines: string[] = [];
   let pending = "";
   for (const raw of text.split("\n")) {
@@ -529,19 +620,24 @@ function parseDockerfile(text: string): Stage[] {
     if (pending.trim() !== "") lines.push(pending.trim());
     pending = "";
   }
+  const args = new Map<string, string>();
   const stages: Stage[] = [];
   for (const line of lines) {
-    const [, op, args] = /^(\S+)\s*(.*)$/.exec(line)!;
-    const instruction = { op: op!.toUpperCase(), args: args! };
+    const [, op, rest] = /^(\S+)\s*(.*)$/.exec(line)!;
+    const instruction = { op: op!.toUpperCase(), args: rest! };
     if (instruction.op === "FROM") {
-      const [from, as, name] = args!.split(/\s+/);
+      const expanded = rest!.replace(/\$\{(\w+)\}|\$(\w+)/g, (whole, a?: string, b?: string) => args.get((a ?? b)!) ?? whole);
+      const [from, as, name] = expanded.split(/\s+/);
       stages.push({ from: from!, name: as?.toUpperCase() === "AS" ? name : undefined, instructions: [] });
+    } else if (stages.length === 0) {
+      assert.equal(instruction.op, "ARG", `${instruction.op} before FROM`);
+      const [name, value] = rest!.split("=");
+      args.set(name!, value ?? "");
     } else {
-      assert.ok(stages.length > 0, `${instruction.op} before FROM`);
       stages.at(-1)!.instructions.push(instruction);
     }
   }
-  return stages;
+  return { args, stages };
 }
 
 /** .dockerignore: last matching pattern wins; a pattern matches a path or any of its parents. */
@@ -594,18 +690,23 @@ function copyArgs(instruction: Instruction): { from: string | undefined; sources
   return { from, sources: words, dest };
 }
 
-const dockerfile = parseDockerfile(await readFile(join(ROOT, "Dockerfile"), "utf8"));
+const { args: dockerArgs, stages: dockerfile } = parseDockerfile(await readFile(join(ROOT, "Dockerfile"), "utf8"));
 const ignored = dockerignore(await readFile(join(ROOT, ".dockerignore"), "utf8"));
 
 describe("Dockerfile", () => {
   const final = dockerfile.at(-1)!;
   const last = (op: string): Instruction | undefined => final.instructions.filter((i) => i.op === op).at(-1);
 
-  test("node:24-slim stages; the final one installs haproxy, runs as the DaemonSet's user, has NODE_ENV=production", () => {
+  test("the official HAProxy image of a pinned version, Node 24 copied in, the DaemonSet's user, NODE_ENV=production", () => {
     assert.ok(dockerfile.length >= 2, "multi-stage");
-    for (const stage of dockerfile) assert.equal(stage.from, "node:24-slim");
+    const version = dockerArgs.get("HAPROXY_VERSION");
+    assert.match(version ?? "", /^\d+\.\d+\.\d+$/, "ARG HAPROXY_VERSION pins an exact HAProxy version (no lts, no latest)");
+    assert.equal(final.from, `haproxy:${version}`, "the final stage is the official HAProxy image of that version");
+    for (const stage of dockerfile.slice(0, -1)) assert.equal(stage.from, "node:24-slim");
+    const node = final.instructions.filter((i) => i.op === "COPY").map(copyArgs).find((c) => c.sources.includes("/usr/local/bin/node"));
+    assert.ok(node?.from && dockerfile.find((stage) => stage.name === node.from)?.from === "node:24-slim", "node copied from node:24-slim");
     const runs = final.instructions.filter((i) => i.op === "RUN").map((i) => i.args);
-    assert.ok(runs.some((r) => /apt-get install\b.*\s--no-install-recommends\b.*\shaproxy\b/.test(r) && r.includes("rm -rf /var/lib/apt/lists/*")), "apt-get install haproxy (for haproxy -c), lists removed");
+    assert.ok(!runs.some((r) => /apt-get install\b.*\bhaproxy\b/.test(r)), "no second HAProxy from the distribution: `haproxy -c` is the image's own");
     const user = last("USER")?.args;
     assert.ok(user, "a USER");
     const [uid, gid] = user.split(":");
@@ -613,12 +714,24 @@ describe("Dockerfile", () => {
     assert.equal(Number(uid), sidecar?.runAsUser, "numeric USER = the DaemonSet's runAsUser");
     if (gid !== undefined) assert.equal(Number(gid), sidecar?.runAsGroup, "USER's group = the DaemonSet's runAsGroup");
     assert.ok(final.instructions.some((i) => i.op === "ENV" && /\bNODE_ENV=production\b/.test(i.args)));
+    // The haproxy base image's SIGUSR1 would open Node's debugger in the sidecar.
+    assert.equal(last("STOPSIGNAL")?.args, "SIGTERM");
+  });
+
+  test("deploy/ runs this one image in every container, by a tag that names its HAProxy version", () => {
+    const images = new Set(allContainers.map((c) => imageName(c.image ?? "")));
+    assert.equal(images.size, 1, `one image for ${allContainers.map((c) => c.name).join(", ")}: ${[...images].join(", ")}`);
+    const entry = (kustomization.images ?? []).find((i) => i.name === [...images][0]);
+    assert.ok(entry?.newTag, "the kustomization pins the image by a tag");
+    assert.ok(entry.newTag.endsWith(`-haproxy${dockerArgs.get("HAPROXY_VERSION")}`), `tag ${entry.newTag} ends in -haproxy<the Dockerfile's HAPROXY_VERSION>`);
   });
 
   test(".dockerignore keeps out what the image does not need", () => {
-    for (const path of ["node_modules", "node_modules/yaml/package.json", "test/deploy.test.ts", "bench", ".git", ".ci/run", "deploy/daemonset.yaml", "README.md"]) {
+    // The simulated cluster (a fake API server with a test token) and the demo stay out too.
+    for (const path of ["node_modules", "node_modules/yaml/package.json", "test/deploy.test.ts", "bench", ".git", ".ci/run", "deploy/daemonset.yaml", "README.md", "src/sim/api-server.ts", "src/demo.ts"]) {
       assert.ok(ignored(path), `${path} is excluded from the build context`);
     }
+    for (const path of ["src/main.js", "src/cli.ts", "src/haproxy/render.ts", "package-lock.json"]) assert.ok(!ignored(path), `${path} is in the build context`);
   });
 
   test("every path COPYed from the build context exists and is not excluded by .dockerignore", () => {
@@ -662,6 +775,8 @@ describe("Dockerfile", () => {
           for (const [, key, value] of instruction.args.matchAll(/(\w+)=("[^"]*"|\S+)/g)) env[key!] = value!.replace(/^"|"$/g, "");
         } else if (instruction.op === "COPY") {
           const { from, sources, dest } = copyArgs(instruction);
+          // Files of a base image (node's binary): this test runs this very node instead.
+          if (from !== undefined && dockerfile.find((s) => s.name === from)?.instructions.length === 0) continue;
           const fromRoot = from === undefined ? ROOT : roots.get(from);
           assert.ok(fromRoot, `COPY --from=${from}: an earlier stage`);
           const target = inRoot(root, posix.resolve(workdir, dest));

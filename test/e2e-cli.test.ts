@@ -12,7 +12,7 @@ import { reloadCount } from "../src/haproxy/master.ts";
 import { RuntimeClient } from "../src/haproxy/runtime-client.ts";
 import { parseServersState, stateOf } from "../src/haproxy/servers-state.ts";
 import { startSimulatedCluster, type SimulatedCluster } from "../src/sim/cluster.ts";
-import { startHaproxy, type HaproxyProcess } from "../src/sim/haproxy.ts";
+import { haproxyBinary, startHaproxy, type HaproxyProcess } from "../src/sim/haproxy.ts";
 import { makeService, makeSlice, type PodEndpoint } from "../src/sim/objects.ts";
 import { freePort, get, startPods, type Pod } from "../src/sim/pods.ts";
 import { tempDir, waitFor } from "./helpers.ts";
@@ -39,6 +39,7 @@ function flags(dir: string, cluster: SimulatedCluster, command: "run" | "render"
     "--metrics-bind-address=",
     "--healthz-bind-address=",
     "--slots=8",
+    `--haproxy-binary=${haproxyBinary()}`,
     "--log-level=debug",
   ];
 }
@@ -116,7 +117,7 @@ test("a Service follows its pods: 3, then 6 without a reload, drained, deleted; 
     cluster.api.upsert("endpointslices", makeSlice("default", "web", "web-a", endpoints(pods.slice(0, 3)), [...slicePorts, { name: "dns", port: 53, protocol: "UDP" }]));
   });
   const config = await readFile(join(h.dir, "haproxy.cfg"), "utf8");
-  assert.match(config, /backend default:web:http/);
+  assert.match(config, /^listen default:web:http$/m);
   assert.doesNotMatch(config, /default:web:dns/, "the UDP port is not half-configured");
   await expectServed(url, pods.slice(0, 3), "the three rendered pods");
   await waitFor(() => /udp/i.test(h.logs()) && h.logs().includes("default/web"), 5_000, "a log line for the skipped UDP port");

@@ -1,4 +1,4 @@
-// The pure pieces of haproxy/: command builders, reply framing and checks, names, state parsing.
+// The pure pieces of haproxy/: command builders, reply checks, names, state parsing (framing: reply.test.ts).
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -18,7 +18,7 @@ import {
 } from "../src/haproxy/commands.ts";
 import { parseSlotName, slotName } from "../src/haproxy/names.ts";
 import { backendName } from "../src/model.ts";
-import { ReplyDecoder, checkReply } from "../src/haproxy/reply.ts";
+import { checkReply } from "../src/haproxy/reply.ts";
 import { parseServersState, stateOf } from "../src/haproxy/servers-state.ts";
 import { parseShowProc } from "../src/haproxy/master.ts";
 import { isKubeHaproxyError } from "../src/errors.ts";
@@ -54,31 +54,6 @@ describe("command builders", () => {
       assert.throws(build, (error) => isKubeHaproxyError(error, "E_INVALID_IDENTIFIER"));
     });
   }
-});
-
-describe("ReplyDecoder", () => {
-  test("splits prompt-mode replies, stripping trailing newlines", () => {
-    const decoder = new ReplyDecoder();
-    const stream = "\n> IP changed from '0.0.0.0' to '127.0.0.2' by 'stats socket command'\n\n> \n> No such server.\n\n> Server deleted.\n> ";
-    assert.deepEqual(decoder.push(stream), ["", "IP changed from '0.0.0.0' to '127.0.0.2' by 'stats socket command'", "", "No such server.", "Server deleted."]);
-    assert.equal(decoder.buffered, 0);
-  });
-
-  test("handles a prompt split across chunks at every position", () => {
-    const stream = "first\n\n> second line\nmore\n\n> \n> ";
-    for (let cut = 0; cut <= stream.length; cut++) {
-      const decoder = new ReplyDecoder();
-      const bodies = [...decoder.push(stream.slice(0, cut)), ...decoder.push(stream.slice(cut))];
-      assert.deepEqual(bodies, ["first", "second line\nmore", ""], `cut at ${cut}`);
-    }
-  });
-
-  test("one character at a time", () => {
-    const decoder = new ReplyDecoder();
-    const bodies: string[] = [];
-    for (const ch of "a\n\n> b\n> \n> ") bodies.push(...decoder.push(ch));
-    assert.deepEqual(bodies, ["a", "b", ""]);
-  });
 });
 
 describe("checkReply", () => {
@@ -185,20 +160,4 @@ test("show env and show info replies, and del/add server refusals by their text"
   assert.equal(delServerRefusal("No such server."), "other");
   assert.equal(addServerRefusal("Backend must use a dynamic load balancing to support dynamic servers."), "not-dynamic");
   assert.equal(addServerRefusal("Already exists a server with the same name in backend."), "other");
-});
-
-test("ReplyDecoder: a 12 MB reply in 700 chunks comes out whole", () => {
-  const line = "3 default:web:80 1 s1 127.0.0.1 2 4 1 1 0 1 0 0 8 0 0 0 - 8080 - 0 0 - - 0\n";
-  const body = line.repeat(160_000);
-  const stream = `${body}\n> `;
-  const size = Math.ceil(stream.length / 700);
-  const decoder = new ReplyDecoder();
-  const bodies: string[] = [];
-  for (let i = 0; i < stream.length; i += size) {
-    bodies.push(...decoder.push(stream.slice(i, i + size)));
-    if (bodies.length === 0) assert.equal(decoder.buffered, Math.min(i + size, stream.length));
-  }
-  assert.equal(bodies.length, 1);
-  assert.equal(bodies[0], body.slice(0, -1));
-  assert.equal(decoder.buffered, 0);
 });

@@ -35,6 +35,18 @@ export async function tempDir(t: { after(fn: () => Promise<void>): void }, prefi
   return dir;
 }
 
+/**
+ * Registers cleanups to run last-registered first when the test ends, whatever fails: call it
+ * right after each thing starts. (node:test runs `t.after` hooks in the order they were added.)
+ */
+export function deferrer(t: { after(fn: () => Promise<void>): void }): (cleanup: () => unknown) => void {
+  const stack: (() => unknown)[] = [];
+  t.after(async () => {
+    for (const cleanup of stack.reverse()) await cleanup();
+  });
+  return (cleanup) => void stack.push(cleanup);
+}
+
 /** Polls `check` until it returns a truthy value (returned) or throws the last failure after `timeoutMs`. */
 export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5_000, what = "condition"): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;

@@ -11,6 +11,7 @@ import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { renderFromCluster } from "../src/bootstrap.ts";
 import { reloadCount } from "../src/haproxy/master.ts";
+import { haproxyBinary } from "../src/sim/haproxy.ts";
 import { silentLogger } from "../src/log.ts";
 import { startSidecar } from "../src/sidecar.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
@@ -65,7 +66,7 @@ test("a configuration HAProxy refuses: the old one keeps serving, the error is r
   const broken = join(dir, "broken.cfg");
   await writeFile(broken, "frontend broken\n  bind 127.0.0.1:notaport\n");
   const check = join(dir, "haproxy-check");
-  await writeFile(check, `#!/bin/sh\nexec haproxy "$@" -f '${broken}'\n`, { mode: 0o755 });
+  await writeFile(check, `#!/bin/sh\nexec '${haproxyBinary()}' "$@" -f '${broken}'\n`, { mode: 0o755 });
   const w = await world(t, "tcp", { "haproxy-binary": check });
   const rejected: string[] = [];
   w.sidecar.dataplane.on("reloadRefused", (output) => rejected.push(output));

@@ -1,13 +1,23 @@
-// The bootstrap renderer: golden text, determinism, and the real `haproxy -c` on every output.
+// The bootstrap renderer: golden text, determinism, and the real `haproxy -c` on every output:
+// valid and without a single warning on the HAProxy under test (CI runs 2.6 and 3.4).
 
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { renderFromCluster } from "../src/bootstrap.ts";
 import { checkConfigFile } from "../src/haproxy/config-check.ts";
-import { renderConfig, structureHash, type RenderedBackend } from "../src/haproxy/render.ts";
+import { ROOT_ON_PURPOSE, renderConfig, structureHash, type RenderedBackend } from "../src/haproxy/render.ts";
 import { isKubeHaproxyError } from "../src/errors.ts";
-import { draining, makeBackend, ready, tempDir } from "./helpers.ts";
+import { silentLogger } from "../src/log.ts";
+import { startSimulatedCluster } from "../src/sim/cluster.ts";
+import { haproxyBinary } from "../src/sim/haproxy.ts";
+import { makeService, makeSlice } from "../src/sim/objects.ts";
+import { freePort } from "../src/sim/pods.ts";
+import { fastOptions } from "../src/sim/world.ts";
+import { draining, makeBackend, ready, tempDir, waitFor } from "./helpers.ts";
 
 const web: RenderedBackend = {
   backend: makeBackend("default:web:http", [ready("10.0.0.1", 8080), draining("10.0.0.2", 8080)], {
@@ -27,13 +37,19 @@ const db: RenderedBackend = {
   filled: new Map([[1, ready("fd00::5", 5432)]]),
 };
 
+/** `haproxy -c` accepts the text and says nothing but (2.6) "Configuration file is valid". */
 async function assertValid(t: Parameters<typeof tempDir>[0], text: string): Promise<void> {
   const dir = await tempDir(t);
   const path = join(dir, "haproxy.cfg");
   await writeFile(path, text);
-  const check = await checkConfigFile(path);
-  assert.ok(check.ok, `haproxy -c refused:\n${check.output}\n${text}`);
-  assert.doesNotMatch(check.output, /WARNING|ALERT/, `haproxy -c warned:\n${check.output}\n${text}`);
+  await assertSilentlyValid(path);
+}
+
+async function assertSilentlyValid(path: string): Promise<void> {
+  const check = await checkConfigFile(path, haproxyBinary());
+  assert.ok(check.ok, `haproxy -c refused:\n${check.output}\n${await readFile(path, "utf8")}`);
+  const said = check.output.split("\n").filter((line) => line.trim() !== "" && line.trim() !== "Configuration file is valid");
+  assert.deepEqual(said, [], `haproxy -c warned:\n${check.output}`);
 }
 
 test("golden configuration, valid for haproxy -c", async (t) => {
@@ -45,8 +61,13 @@ global
   setenv KUBE_HAPROXY_STRUCTURE HASH
   stats socket /var/run/haproxy/runtime.sock mode 660 level admin expose-fd listeners
   stats timeout 24h
+  log stdout format raw local0 notice
+  .if defined(KUBE_HAPROXY_ROOT_ON_PURPOSE)
+    uid 0
+  .endif
 
 defaults
+  log global
   mode tcp
   timeout connect 5s
   timeout client 1h
@@ -65,26 +86,18 @@ frontend stats
   stats uri /
   stats refresh 10s
 
-frontend db:pg:5432
+listen db:pg:5432
   bind [::]:5432
-  mode tcp
-  default_backend db:pg:5432
-
-backend db:pg:5432
   mode tcp
   balance leastconn
   default-server check inter 500ms fastinter 125ms downinter 500ms fall 2 rise 2
   server s1 [fd00::5]:5432
   server-template s 2-4 0.0.0.0:0 disabled
 
-frontend default:web:http
+listen default:web:http
   bind 0.0.0.0:80
   mode http
   option idle-close-on-response
-  default_backend default:web:http
-
-backend default:web:http
-  mode http
   balance roundrobin
   stick-table type ipv6 size 1m expire 10800s
   stick on src
@@ -154,4 +167,57 @@ test("connect retries: 0 fails a connection at once; whole numbers up to 20, not
   for (const connectRetries of [-1, 21, 1.5, Number.NaN]) {
     assert.throws(() => renderConfig([db], { runtimeSocket: "/tmp/x.sock", connectRetries }), (error) => isKubeHaproxyError(error, "E_BAD_OPTION"), String(connectRetries));
   }
+});
+
+test("a Service port without binds is a plain backend, valid and silent", async (t) => {
+  const text = renderConfig([{ ...web, backend: { ...web.backend, binds: [] } }], { runtimeSocket: "/tmp/x.sock" });
+  assert.match(text, /^backend default:web:http$/m);
+  assert.doesNotMatch(text, /^(listen|frontend) default:web:http|idle-close-on-response/m);
+  await assertValid(t, text);
+});
+
+test("the simulated cluster's configuration, as `render` writes it: haproxy -c accepts it without a warning", async (t) => {
+  const dir = await tempDir(t);
+  const cluster = await startSimulatedCluster(dir);
+  t.after(() => cluster.stop());
+  const http = (s: Parameters<Parameters<typeof makeService>[3] & {}>[0]): void => void (s.metadata!.annotations!["kube-haproxy.io/mode"] = "http");
+  cluster.api.upsert("services", makeService("default", "web", [{ name: "http", port: 18080 }, { name: "admin", port: 18081 }], (s) => {
+    http(s);
+    s.spec!.sessionAffinity = "ClientIP";
+  }));
+  cluster.api.upsert("services", makeService("db", "pg", [{ port: 15432 }], (s) => (s.metadata!.annotations!["kube-haproxy.io/algorithm"] = "leastconn")));
+  cluster.api.upsert("services", makeService("default", "static", [{ port: 18082 }], (s) => (s.metadata!.annotations!["kube-haproxy.io/algorithm"] = "static-rr")));
+  const pods = Array.from({ length: 40 }, (_, i) => ({ ip: `127.0.${Math.floor(i / 200)}.${(i % 200) + 2}` }));
+  cluster.api.upsert("endpointslices", makeSlice("default", "web", "web-1", pods, [{ name: "http", port: 8080 }, { name: "admin", port: 9090 }]));
+  cluster.api.upsert("endpointslices", makeSlice("db", "pg", "pg-1", [{ ip: "fd00::5" }], [{ port: 5432 }]));
+  cluster.api.upsert("endpointslices", makeSlice("default", "static", "static-1", pods.slice(0, 3), [{ port: 8080 }]));
+  const options = fastOptions(dir, cluster.kubeconfig, 16, { "stats-bind-address": "127.0.0.1:18404", user: "admin", passwd: "s3cret" });
+  await renderFromCluster(options, silentLogger, {});
+  const text = await readFile(options.config, "utf8");
+  assert.equal(text.match(/^listen /gm)?.length, 4, text);
+  await assertSilentlyValid(options.config);
+});
+
+// deploy/daemonset.yaml: uid 0, every capability dropped but NET_BIND_SERVICE, and
+// KUBE_HAPROXY_ROOT_ON_PURPOSE set. setpriv gives this process the same bounding set.
+const asDeployed = process.getuid?.() === 0 && existsSync("/usr/bin/setpriv");
+test("as deployed (uid 0, only NET_BIND_SERVICE), HAProxy starts without a warning", { skip: !asDeployed && "needs root and setpriv" }, async (t) => {
+  const dir = await tempDir(t);
+  const config = join(dir, "haproxy.cfg");
+  const backend = makeBackend("default:web:http", [], { binds: [{ address: "127.0.0.1", port: await freePort() }] });
+  await writeFile(config, renderConfig([{ backend, slots: 4, filled: new Map() }], { runtimeSocket: join(dir, "runtime.sock") }));
+  const argv = ["--bounding-set", "-all,+net_bind_service", "--inh-caps", "-all", haproxyBinary(), "-W", "-S", join(dir, "master.sock"), "-f", config];
+  const child = spawn("/usr/bin/setpriv", argv, { stdio: ["ignore", "pipe", "pipe"], detached: true, env: { ...process.env, [ROOT_ON_PURPOSE]: "1" } });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, "SIGKILL");
+    await exited;
+  });
+  let output = "";
+  child.stdout.on("data", (chunk) => (output += chunk));
+  child.stderr.on("data", (chunk) => (output += chunk));
+  // The master says "Loading success." once the worker is up (2.6 and 3.x alike).
+  await waitFor(() => output.includes("Loading success") || child.exitCode !== null, 15_000, `HAProxy started:\n${output}`);
+  assert.match(output, /Loading success/, output);
+  assert.deepEqual(output.split("\n").filter((line) => /\[(WARNING|ALERT)\]/.test(line)), [], output);
 });

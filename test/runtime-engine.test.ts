@@ -17,7 +17,7 @@ import type { Backend, Endpoint } from "../src/model.ts";
 import { startHaproxy, runtimeSocketIn, type HaproxyProcess } from "../src/sim/haproxy.ts";
 import { freePort, get, spread, startPods, type Pod } from "../src/sim/pods.ts";
 import { Dataplane } from "../src/dataplane/dataplane.ts";
-import { draining, makeBackend, ready, tempDir, waitFor } from "./helpers.ts";
+import { deferrer, draining, makeBackend, ready, tempDir, waitFor } from "./helpers.ts";
 
 interface Setup {
   haproxy: HaproxyProcess;
@@ -34,18 +34,19 @@ async function setup(
 ): Promise<Setup> {
   const dir = await tempDir(t);
   const port = await freePort();
+  // Each cleanup is registered as soon as its thing runs: when HAProxy refuses to start, the
+  // pods must still stop, or they keep the test process (and `npm test`) alive.
+  const defer = deferrer(t);
   const pods = await startPods(options.pods ?? 4, { base: 1 + Math.floor(Math.random() * 200) });
+  defer(() => Promise.all(pods.map((pod) => pod.stop())));
   const backend = makeBackend("default:web:80", [], { binds: [{ address: "127.0.0.1", port }], minSlots: options.slots ?? 4, algorithm: options.algorithm ?? "roundrobin" });
   const rendered: RenderedBackend = { backend, slots: options.slots ?? 4, filled: new Map() };
   const haproxy = await startHaproxy({ dir, runtimeSocket: options.runtimeAddress, config: renderConfig([rendered], { runtimeSocket: options.runtimeAddress ?? runtimeSocketIn(dir) }) });
+  defer(() => haproxy.stop());
   const client = new RuntimeClient({ address: options.runtimeAddress ?? haproxy.runtimeSocket, reconnectMinMs: 20, reconnectMaxMs: 200 });
+  defer(() => client.close());
   const engine = new Dataplane({ transport: client, log: silentLogger, retryMinMs: 20, retryMaxMs: 200, configSyncPeriodMs: 0, deleteRetryMs: options.deleteRetryMs });
-  t.after(async () => {
-    await engine.stop();
-    await client.close();
-    await haproxy.stop();
-    await Promise.all(pods.map((pod) => pod.stop()));
-  });
+  defer(() => engine.stop());
   engine.start();
   engine.beginSync();
   return { haproxy, client, engine, url: `http://127.0.0.1:${port}/`, backend, pods };

@@ -85,16 +85,17 @@ async function setup(
 ): Promise<Env> {
   const server = new FakeApiServer({ token: TOKEN, tls: opts.plain ? undefined : certs, ...opts });
   await server.start();
+  // Registered before anything else can fail: a server left running keeps the test process alive.
+  const cleanups: (() => Promise<void>)[] = [];
+  t.after(async () => {
+    for (const cleanup of cleanups) await cleanup();
+    await server.stop();
+  });
   const path = join(dir, `kubeconfig-${++kcSeq}.json`);
   await writeKubeconfig(path, { server: server.url, ca: opts.plain ? undefined : certs.ca, token: opts.clientToken ?? TOKEN });
   const kc = new KubeConfig();
   kc.loadFromFile(path);
-  const env: Env = { server, cleanups: [], kc, core: kc.makeApiClient(CoreV1Api), discovery: kc.makeApiClient(DiscoveryV1Api) };
-  t.after(async () => {
-    for (const cleanup of env.cleanups) await cleanup();
-    await server.stop();
-  });
-  return env;
+  return { server, cleanups, kc, core: kc.makeApiClient(CoreV1Api), discovery: kc.makeApiClient(DiscoveryV1Api) };
 }
 
 type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;

@@ -7,8 +7,13 @@ import { formatHostPort } from "../address.ts";
 import { KubeHaproxyError } from "../errors.ts";
 import { MAX_NAME_LENGTH, isEndpointAddress, isPort, type HealthCheck } from "../model.ts";
 
-/** What a successful reply looks like; anything else is an error for that command. */
-export type Expect = "empty" | "addr-changed" | "server-added" | "server-deleted" | "any";
+/**
+ * What a successful reply looks like; anything else is an error for that command. "any" is an
+ * open-ended reply (free text that may hold "\n> "): the client sends it on a connection of its
+ * own. "info" is `show info`'s "Key: value" lines: safe on the shared prompt connection, which
+ * is the one whose worker it must name (reload.ts).
+ */
+export type Expect = "empty" | "addr-changed" | "server-added" | "server-deleted" | "info" | "any";
 
 export interface RuntimeCommand {
   readonly line: string;
@@ -134,7 +139,7 @@ export function parseShowEnv(name: string, body: string): string | undefined {
 
 /** `show info`: the worker's process information (its `Pid:` tells which worker answers). */
 export function showInfo(): RuntimeCommand {
-  return { line: "show info", expect: "any" };
+  return { line: "show info", expect: "info" };
 }
 
 /** The `Pid:` of a `show info` reply. */

@@ -1,6 +1,12 @@
 // The bootstrap configuration: pure text from the desired model. The same input renders the
 // same bytes. Every backend gets template slots (s1…sN); the endpoints known at render time are
 // written into their slots, so a fresh HAProxy serves at once and a reload never starts empty.
+//
+// A Service port with binds is one `listen` section named like its backend: HAProxy 3.3+
+// refuse a frontend and a backend of the same name (a warning from 3.1), and the runtime API
+// addresses servers as <proxy>/<server> either way. Without binds (no bind address to serve
+// on) it is a plain `backend`. The output is valid and warning-free for `haproxy -c` on 2.6,
+// 3.0, 3.2 and 3.4 (test/render.test.ts checks the version under test).
 
 import { createHash } from "node:crypto";
 import { formatHostPort as hostPort } from "../address.ts";
@@ -33,6 +39,9 @@ const USERLIST = "kube-haproxy-stats";
 /** Set in `global` to the structure hash: `show env` tells which structure the running worker has. */
 export const STRUCTURE_ENV = "KUBE_HAPROXY_STRUCTURE";
 
+/** Set in HAProxy's environment when it runs as root by design (deploy/daemonset.yaml). */
+export const ROOT_ON_PURPOSE = "KUBE_HAPROXY_ROOT_ON_PURPOSE";
+
 export function renderConfig(backends: readonly RenderedBackend[], options: RenderOptions): string {
   const out: string[] = [
     "# Rendered by kube-haproxy. Endpoint changes are applied at runtime; do not edit.",
@@ -40,8 +49,19 @@ export function renderConfig(backends: readonly RenderedBackend[], options: Rend
     `  setenv ${STRUCTURE_ENV} ${structureHash(backends.map((rendered) => rendered.backend), options)}`,
     `  stats socket ${socketAddress(options.runtimeSocket)} mode 660 level admin expose-fd listeners`,
     `  stats timeout ${options.runtimeIdleTimeout ?? "24h"}`,
+    // HAProxy's own events (server state changes, a proxy without servers, alerts) on stdout,
+    // where `kubectl logs` finds them; `notice` leaves out the per-connection traffic logs.
+    "  log stdout format raw local0 notice",
+    // HAProxy 3.3+ warn at every start as root without `user`/`uid`. deploy/ runs HAProxy as
+    // uid 0 on purpose (Service ports below 1024, every capability dropped but
+    // NET_BIND_SERVICE, so no chroot either) and says so through this variable; anywhere
+    // else the warning stays, as it should.
+    `  .if defined(${ROOT_ON_PURPOSE})`,
+    "    uid 0",
+    "  .endif",
     "",
     "defaults",
+    "  log global",
     "  mode tcp",
     "  timeout connect 5s",
     // Service connections may idle for long (databases, streams); kube-proxy has no idle cut.
@@ -83,12 +103,12 @@ function renderStats(stats: NonNullable<RenderOptions["stats"]>): string[] {
 
 function renderBackend({ backend, slots, filled }: RenderedBackend): string[] {
   const name = checkName("backend", backend.name);
-  const out = [`frontend ${name}`];
+  const out = [`${backend.binds.length > 0 ? "listen" : "backend"} ${name}`];
   for (const bind of backend.binds) out.push(`  bind ${bindAddress(bind)}`);
   out.push(`  mode ${backend.mode}`);
   // Keep-alive clients would see resets when a reload closes idle connections (DESIGN.md).
-  if (backend.mode === "http") out.push("  option idle-close-on-response");
-  out.push(`  default_backend ${name}`, "", `backend ${name}`, `  mode ${backend.mode}`, `  balance ${backend.algorithm}`);
+  if (backend.mode === "http" && backend.binds.length > 0) out.push("  option idle-close-on-response");
+  out.push(`  balance ${backend.algorithm}`);
   if (backend.affinityTimeoutSeconds !== undefined) {
     // ClientIP affinity; type ipv6 also holds IPv4 clients (as ::ffff:a.b.c.d).
     out.push(`  stick-table type ipv6 size 1m expire ${Math.trunc(backend.affinityTimeoutSeconds)}s`, "  stick on src");

@@ -7,52 +7,137 @@
 import { KubeHaproxyError } from "../errors.ts";
 import type { RuntimeCommand } from "./commands.ts";
 
-const PROMPT = "\n> ";
+/** What ends every reply in prompt mode. */
+export const PROMPT = "\n> ";
 
 /**
- * Splits the byte stream into reply bodies. Feed it chunks; it returns complete bodies.
- * A large reply (`show servers state` of 100,000 servers is ~12 MB in ~700 chunks) is kept as a
- * list of chunks and joined once when its prompt arrives: appending to one string and searching
- * it again on every chunk would cost the square of its size.
+ * The most text a reply may hold before it is complete: `show servers state` of 100,000
+ * servers is 12 MB with short backend names and about 25 MB with 100-character ones; 64 MiB
+ * leaves room for twice that. A peer that sends more without ending its reply is not
+ * HAProxy's runtime API (or not in prompt mode), and holding on would only grow the heap.
+ */
+export const MAX_REPLY_CHARS = 64 * 2 ** 20;
+
+/**
+ * Text received in pieces, joined once when complete: appending to one string and searching it
+ * again on every chunk would cost the square of its size (a 12 MB reply comes in ~700 chunks).
+ */
+class Pieces {
+  readonly #maxChars: number;
+  #chunks: string[] = [];
+  #length = 0;
+
+  constructor(maxChars: number) {
+    this.#maxChars = maxChars;
+  }
+
+  get length(): number {
+    return this.#length;
+  }
+
+  push(chunk: string): void {
+    this.#chunks.push(chunk);
+    this.#length += chunk.length;
+    if (this.#length > this.#maxChars) {
+      throw new KubeHaproxyError("E_REPLY_TOO_LARGE", `a reply passed ${this.#maxChars} characters without ending: not HAProxy's runtime API in prompt mode, or a reply larger than the limit`);
+    }
+  }
+
+  /** All the text, and the pieces start again with `rest`. */
+  take(rest = ""): string {
+    const text = this.#chunks.join("");
+    this.clear();
+    if (rest !== "") this.push(rest);
+    return text;
+  }
+
+  clear(): void {
+    this.#chunks = [];
+    this.#length = 0;
+  }
+}
+
+/**
+ * Splits a prompt-mode byte stream into reply bodies. Feed it chunks; it returns complete
+ * bodies, and throws E_REPLY_TOO_LARGE once more than `maxChars` wait without a prompt.
+ *
+ * Prompt framing is exact only for bodies that cannot contain PROMPT: HAProxy escapes nothing,
+ * so an environment value or a map entry holding "\n> " would read as two replies. The runtime
+ * client therefore sends only bounded commands this way (their replies are lines HAProxy writes
+ * itself, none starting with "> ") and reads open-ended ones on a connection of their own,
+ * where the reply ends with the connection (runtime-client.ts).
  */
 export class ReplyDecoder {
-  // Text received that is not yet part of a complete reply, in pieces.
-  #chunks: string[] = [];
-  #buffered = 0;
-  // The last PROMPT.length - 1 characters of that text: a prompt may straddle two chunks.
+  readonly #pending: Pieces;
+  // The last PROMPT.length - 1 characters received: a prompt may straddle two chunks.
   #tail = "";
 
+  constructor(maxChars = MAX_REPLY_CHARS) {
+    this.#pending = new Pieces(maxChars);
+  }
+
   push(chunk: string): string[] {
-    if (!(this.#tail + chunk).includes(PROMPT)) {
-      this.#chunks.push(chunk);
-      this.#buffered += chunk.length;
-      this.#tail = (this.#tail + chunk).slice(-(PROMPT.length - 1));
+    const seam = this.#tail + chunk;
+    this.#tail = seam.slice(-(PROMPT.length - 1));
+    if (!seam.includes(PROMPT)) {
+      this.#pending.push(chunk);
       return [];
     }
-    this.#chunks.push(chunk);
-    const text = this.#chunks.join("");
+    // Only the text after the last prompt stays pending; it is checked against the limit below.
+    const text = this.#pending.take() + chunk;
     const bodies: string[] = [];
     let start = 0;
     for (let at = text.indexOf(PROMPT); at !== -1; at = text.indexOf(PROMPT, start)) {
       bodies.push(stripNewlines(text.slice(start, at)));
       start = at + PROMPT.length;
     }
-    const rest = text.slice(start);
-    this.#chunks = rest === "" ? [] : [rest];
-    this.#buffered = rest.length;
-    this.#tail = rest.slice(-(PROMPT.length - 1));
+    this.#pending.push(text.slice(start));
     return bodies;
   }
 
   /** Characters received that do not form a complete reply yet. */
   get buffered(): number {
-    return this.#buffered;
+    return this.#pending.length;
   }
 
   reset(): void {
-    this.#chunks = [];
-    this.#buffered = 0;
+    this.#pending.clear();
     this.#tail = "";
+  }
+}
+
+/**
+ * The start of the stream after `prompt`: HAProxy's runtime API answers it with an empty
+ * reply, i.e. PROMPT alone. Returns the text after that answer once it is complete, undefined
+ * while it may still come; throws E_PROTOCOL when the peer said something else (the master
+ * CLI answers "master> ", another service anything at all).
+ */
+export function afterPromptAnswer(received: string, address: string): string | undefined {
+  if (received.startsWith(PROMPT)) return received.slice(PROMPT.length);
+  if (PROMPT.startsWith(received)) return undefined;
+  const said = JSON.stringify(received.slice(0, 60));
+  const hint = received.startsWith("master>") ? ": this is HAProxy's master CLI; the runtime API is the configuration's `stats socket`" : "";
+  throw new KubeHaproxyError("E_PROTOCOL", `${address} is not HAProxy's runtime API: it answered \`prompt\` with ${said}${hint}`);
+}
+
+/**
+ * The reply to one command sent without `prompt`: HAProxy answers and closes the connection,
+ * so the reply is everything received, whatever it contains. Bounded like ReplyDecoder.
+ */
+export class ClosedReply {
+  readonly #pieces: Pieces;
+
+  constructor(maxChars = MAX_REPLY_CHARS) {
+    this.#pieces = new Pieces(maxChars);
+  }
+
+  push(chunk: string): void {
+    this.#pieces.push(chunk);
+  }
+
+  /** The body, trailing newlines stripped as for prompt-mode replies. */
+  body(): string {
+    return stripNewlines(this.#pieces.take());
   }
 }
 
@@ -73,6 +158,9 @@ export function checkReply(command: RuntimeCommand, body: string): KubeHaproxyEr
   switch (command.expect) {
     case "any":
       ok = !/^(Unknown command|Permission denied|Require )/.test(body);
+      break;
+    case "info":
+      ok = /^Pid: \d+$/m.test(body);
       break;
     case "empty":
       ok = body === "";

@@ -1,26 +1,47 @@
 // One persistent, pipelined connection to HAProxy's runtime API (the stats socket).
 //
-//   executeAll([c1, c2, c3])                     socket (prompt mode)
-//     ├─ validate lines ──► write "c1\nc2\nc3\n" ──────────────►  HAProxy runs them in order
-//     └─ push c1,c2,c3 on #inFlight (FIFO)   ◄── "r1\n> r2\n> r3\n> " (ReplyDecoder)
-//                                               each body shifts the FIFO and settles that entry
+//   executeAll([c1, c2, c3, …])
+//     └─ validate ─► #queue (accepted, not written)
+//                      │ #pump: write while the bytes in flight stay ≤ maxInFlightBytes
+//                      ▼
+//                    #inFlight (written)  ── "c1\nc2\n…" ──►  HAProxy, prompt mode
+//                      ▲                  ◄── "r1\n> r2\n> …" (ReplyDecoder)
+//                      └─ each body settles the oldest entry; #pump writes more
 //
 // Replies come back in the order the commands were written, so a FIFO matches them; a reply
 // with nothing waiting means the stream is out of step and the connection is dropped. On any
-// break, everything in flight is rejected, and we reconnect with capped exponential backoff;
-// listeners of "connect" (the engine) resynchronise from `show servers state`.
+// break, everything in flight and queued is rejected, and we reconnect with capped exponential
+// backoff; listeners of "connect" (the engine) resynchronise from `show servers state`.
+//
+// Three rules keep the framing exact and HAProxy answering (DESIGN.md, "versions"):
+// - Bytes in flight stay below tune.bufsize. HAProxy 3.2.0–3.2.3 stop answering once a
+//   pipelined batch fills the CLI's input buffer (fixed upstream in c6c2ef1f1); the rest waits
+//   in #queue and goes out as replies come back. The window still holds ~100 commands, far
+//   more than one round trip on a local socket needs, so the cap costs no throughput.
+// - Open-ended commands (`expect: "any"`, e.g. `show servers state`) never share the prompt
+//   connection. Prompt framing cannot delimit free text ("\n> " inside a body reads as two
+//   replies), so each one goes on a connection of its own without `prompt`, where HAProxy
+//   answers and closes: the reply is everything received. It is a barrier: it starts when
+//   nothing is in flight and nothing is written until it is answered, so it sees every earlier
+//   command applied and no later one, exactly as if it had been pipelined.
+// - Progress is a complete reply. A peer that sends bytes but never a prompt times out, and
+//   one that sends more than maxReplyChars without completing a reply is dropped.
+// "connect" is emitted only once HAProxy has answered `prompt` with a prompt: anything else
+// (the master CLI, another service on that port) fails the connection with the reason.
 
 import { EventEmitter } from "node:events";
 import { createConnection, type Socket } from "node:net";
 import { KubeHaproxyError } from "../errors.ts";
 import { parseSocketAddress } from "./address.ts";
 import type { RuntimeCommand } from "./commands.ts";
-import { ReplyDecoder, checkReply } from "./reply.ts";
+import { Fifo } from "./fifo.ts";
+import { MAX_REPLY_CHARS, ReplyDecoder, afterPromptAnswer, checkReply } from "./reply.ts";
+import { singleCommand, type SingleCommand } from "./single-command.ts";
 
 export interface RuntimeClientOptions {
   /** A Unix socket path, or `host:port` for a TCP stats socket. */
   readonly address: string;
-  /** A command without reply for this long breaks the connection. @default 10000 */
+  /** The oldest command in flight without a complete reply for this long breaks the connection. @default 10000 */
   readonly commandTimeoutMs?: number;
   /** @default 100 */
   readonly reconnectMinMs?: number;
@@ -28,37 +49,67 @@ export interface RuntimeClientOptions {
   readonly reconnectMaxMs?: number;
   /** HAProxy's tune.bufsize; a request line must fit in it minus one byte. @default 16384 */
   readonly bufsize?: number;
+  /** Most bytes of command lines written and not yet answered; below bufsize. @default bufsize / 2 */
+  readonly maxInFlightBytes?: number;
+  /** Most characters one reply may hold (64 MiB: `show servers state` of 100,000 servers is 12–25 MB). */
+  readonly maxReplyChars?: number;
 }
 
 export type CommandResult = { readonly ok: true; readonly reply: string } | { readonly ok: false; readonly error: KubeHaproxyError };
 
-interface InFlight {
+interface Entry {
   readonly command: RuntimeCommand;
   readonly settle: (result: CommandResult) => void;
+  /** The line and its newline, in bytes. */
+  readonly bytes: number;
 }
 
 type Events = { connect: []; disconnect: [error: Error] };
 
+const HANDSHAKE: RuntimeCommand = { line: "prompt", expect: "empty" };
+
 export class RuntimeClient extends EventEmitter<Events> {
   readonly #options: Required<RuntimeClientOptions>;
   #socket: Socket | undefined;
-  // True between the socket's "connect" and its end; commands are refused otherwise.
+  // True from HAProxy's answer to `prompt` until the connection ends; commands are refused otherwise.
   #connected = false;
-  // FIFO of commands written and not yet answered; entries before #head are done.
-  #inFlight: (InFlight | undefined)[] = [];
-  #head = 0;
-  #decoder = new ReplyDecoder();
-  // When the oldest in-flight command last saw progress (a reply, or being written to an idle pipe).
+  // What the peer sent before its answer to `prompt` was complete.
+  #greeting = "";
+  // Accepted while connected, not written yet.
+  #queue = new Fifo<Entry>();
+  // Written on the prompt connection and not yet answered, oldest first; their bytes in total.
+  #inFlight = new Fifo<Entry>();
+  #inFlightBytes = 0;
+  // An open-ended command on a connection of its own; nothing else is written meanwhile.
+  #single: { readonly entry: Entry; readonly command: SingleCommand } | undefined;
+  #decoder: ReplyDecoder;
+  // When the oldest command waiting last saw progress: a complete reply, or being written to an idle pipe.
   #lastProgress = 0;
   #timer: NodeJS.Timeout | undefined;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #attempt = 0;
   #closed = false;
+  // Why the last connection ended (or never came up), for waitConnected's error.
+  #lastFailure: KubeHaproxyError | undefined;
 
   constructor(options: RuntimeClientOptions) {
     super();
     if (!options.address) throw new KubeHaproxyError("E_BAD_OPTION", "runtime address is empty");
-    this.#options = { commandTimeoutMs: 10_000, reconnectMinMs: 100, reconnectMaxMs: 5_000, bufsize: 16_384, ...options };
+    const bufsize = options.bufsize ?? 16_384;
+    this.#options = {
+      commandTimeoutMs: 10_000,
+      reconnectMinMs: 100,
+      reconnectMaxMs: 5_000,
+      maxInFlightBytes: Math.floor(bufsize / 2),
+      maxReplyChars: MAX_REPLY_CHARS,
+      ...options,
+      bufsize,
+    };
+    const { maxInFlightBytes } = this.#options;
+    if (!Number.isInteger(maxInFlightBytes) || maxInFlightBytes < 1 || maxInFlightBytes >= bufsize) {
+      throw new KubeHaproxyError("E_BAD_OPTION", `maxInFlightBytes must be an integer from 1 to bufsize - 1 (${bufsize - 1}), got ${maxInFlightBytes}`);
+    }
+    this.#decoder = new ReplyDecoder(this.#options.maxReplyChars);
   }
 
   get connected(): boolean {
@@ -82,7 +133,8 @@ export class RuntimeClient extends EventEmitter<Events> {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.off("connect", onConnect);
-        reject(new KubeHaproxyError("E_NOT_CONNECTED", `no connection to ${this.address} after ${timeoutMs} ms`));
+        const why = this.#lastFailure ? `: ${this.#lastFailure.message}` : "";
+        reject(new KubeHaproxyError("E_NOT_CONNECTED", `no connection to ${this.address} after ${timeoutMs} ms${why}`, { cause: this.#lastFailure }));
       }, timeoutMs);
       const onConnect = (): void => {
         clearTimeout(timer);
@@ -116,7 +168,7 @@ export class RuntimeClient extends EventEmitter<Events> {
     return result!.reply;
   }
 
-  /** Pipelines all commands in one write; every command gets its own result, in order. */
+  /** Pipelines the commands in order (as many at a time as the cap allows); each gets its own result. */
   executeAll(commands: readonly RuntimeCommand[]): Promise<CommandResult[]> {
     const results = new Array<CommandResult>(commands.length);
     if (commands.length === 0) return Promise.resolve(results);
@@ -126,21 +178,18 @@ export class RuntimeClient extends EventEmitter<Events> {
         results[i] = result;
         if (--remaining === 0) resolve(results);
       };
-      const lines: string[] = [];
       for (let i = 0; i < commands.length; i++) {
         const command = commands[i]!;
-        const refusal = this.#refuse(command);
+        const bytes = Buffer.byteLength(command.line) + 1;
+        const refusal = this.#refuse(command, bytes);
         if (refusal) settleAt(i)({ ok: false, error: refusal });
-        else {
-          lines.push(command.line);
-          this.#push({ command, settle: settleAt(i) });
-        }
+        else this.#queue.push({ command, settle: settleAt(i), bytes });
       }
-      if (lines.length > 0) this.#socket!.write(lines.join("\n") + "\n");
+      this.#pump();
     });
   }
 
-  #refuse(command: RuntimeCommand): KubeHaproxyError | undefined {
+  #refuse(command: RuntimeCommand, bytes: number): KubeHaproxyError | undefined {
     if (!this.#connected) {
       return new KubeHaproxyError("E_NOT_CONNECTED", `not connected to ${this.address}`, { command: command.line });
     }
@@ -148,18 +197,34 @@ export class RuntimeClient extends EventEmitter<Events> {
     if (/[\n\r]/.test(command.line)) {
       return new KubeHaproxyError("E_INVALID_IDENTIFIER", "a runtime command may not contain a line break", { command: command.line });
     }
-    if (Buffer.byteLength(command.line) + 1 > this.#options.bufsize - 1) {
+    if (bytes > this.#options.bufsize - 1) {
       return new KubeHaproxyError("E_LINE_TOO_LONG", `command longer than tune.bufsize (${this.#options.bufsize})`, { command: command.line });
     }
     return undefined;
   }
 
-  #push(entry: InFlight): void {
-    if (this.#head === this.#inFlight.length) {
-      this.#lastProgress = performance.now();
-      this.#armTimer(this.#options.commandTimeoutMs);
+  /** Writes queued commands while the cap allows; starts an open-ended one when the pipe is empty. */
+  #pump(): void {
+    if (!this.#connected || this.#single) return;
+    const lines: string[] = [];
+    for (let next = this.#queue.peek(); next; next = this.#queue.peek()) {
+      const busy = this.#inFlight.size > 0;
+      if (next.command.expect === "any") {
+        if (!busy) this.#sendSingle(this.#queue.shift()!);
+        break;
+      }
+      // A line longer than the cap still goes out alone.
+      if (busy && this.#inFlightBytes + next.bytes > this.#options.maxInFlightBytes) break;
+      this.#writeEntry(this.#queue.shift()!);
+      lines.push(next.command.line);
     }
+    if (lines.length > 0) this.#socket!.write(lines.join("\n") + "\n");
+  }
+
+  #writeEntry(entry: Entry): void {
+    if (this.#inFlight.size === 0) this.#waitFromNow();
     this.#inFlight.push(entry);
+    this.#inFlightBytes += entry.bytes;
   }
 
   #connect(): void {
@@ -170,12 +235,9 @@ export class RuntimeClient extends EventEmitter<Events> {
     socket.setNoDelay?.(true);
     let failure: Error | undefined;
     socket.on("connect", () => {
-      this.#connected = true;
-      this.#attempt = 0;
       // `prompt` switches to interactive mode: the connection stays open and replies are framed.
-      socket.write("prompt\n");
-      this.#push({ command: { line: "prompt", expect: "empty" }, settle: () => {} });
-      this.emit("connect");
+      this.#writeEntry({ command: HANDSHAKE, settle: () => {}, bytes: HANDSHAKE.line.length + 1 });
+      socket.write(`${HANDSHAKE.line}\n`);
     });
     socket.on("data", (chunk: string) => this.#onData(chunk));
     socket.on("error", (error) => {
@@ -189,26 +251,73 @@ export class RuntimeClient extends EventEmitter<Events> {
   }
 
   #onData(chunk: string): void {
-    for (const body of this.#decoder.push(chunk)) {
-      const entry = this.#inFlight[this.#head];
+    let bodies: string[];
+    try {
+      const text = this.#connected ? chunk : this.#greet(chunk);
+      bodies = text === "" ? [] : this.#decoder.push(text);
+    } catch (error) {
+      this.#fail(error as KubeHaproxyError);
+      return;
+    }
+    for (const body of bodies) {
+      const entry = this.#inFlight.shift();
       if (!entry) {
         this.#fail(new KubeHaproxyError("E_PROTOCOL", `reply with no command waiting: ${body.slice(0, 80)}`));
         return;
       }
-      this.#inFlight[this.#head++] = undefined; // let the settled entry be collected
+      this.#inFlightBytes -= entry.bytes;
       const error = checkReply(entry.command, body);
       entry.settle(error ? { ok: false, error } : { ok: true, reply: body });
     }
+    if (bodies.length > 0) this.#progressed();
+  }
+
+  /** Before the answer to `prompt`: returns what follows it once complete ("" before). */
+  #greet(chunk: string): string {
+    this.#greeting += chunk;
+    const rest = afterPromptAnswer(this.#greeting, this.address);
+    if (rest === undefined) return "";
+    this.#greeting = "";
+    this.#inFlightBytes -= this.#inFlight.shift()!.bytes;
+    this.#connected = true;
+    this.#attempt = 0;
+    this.#progressed();
+    this.emit("connect");
+    return rest;
+  }
+
+  /** Runs an open-ended command on a connection of its own (see the header). */
+  #sendSingle(entry: Entry): void {
+    const single = { entry, command: singleCommand(this.#options.address, entry.command.line, this.#options.maxReplyChars) };
+    this.#single = single;
+    this.#waitFromNow();
+    single.command.reply.then(
+      (body) => {
+        if (this.#single !== single) return;
+        this.#single = undefined;
+        const error = checkReply(entry.command, body);
+        entry.settle(error ? { ok: false, error } : { ok: true, reply: body });
+        this.#progressed();
+      },
+      (error: KubeHaproxyError) => {
+        if (this.#single === single) this.#fail(error);
+      },
+    );
+  }
+
+  /** The oldest command waiting starts its timeout now. */
+  #waitFromNow(): void {
     this.#lastProgress = performance.now();
-    if (this.#head === this.#inFlight.length) {
-      this.#inFlight = [];
-      this.#head = 0;
+    this.#armTimer(this.#options.commandTimeoutMs);
+  }
+
+  #progressed(): void {
+    this.#lastProgress = performance.now();
+    if (this.#inFlight.size === 0 && !this.#single) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
-    } else if (this.#head > 4096 && this.#head * 2 > this.#inFlight.length) {
-      this.#inFlight = this.#inFlight.slice(this.#head);
-      this.#head = 0;
     }
+    this.#pump();
   }
 
   #armTimer(ms: number): void {
@@ -218,7 +327,7 @@ export class RuntimeClient extends EventEmitter<Events> {
   }
 
   #onTimer(): void {
-    const entry = this.#inFlight[this.#head];
+    const entry = this.#single?.entry ?? this.#inFlight.peek();
     if (!entry) return;
     const waited = performance.now() - this.#lastProgress;
     if (waited < this.#options.commandTimeoutMs) {
@@ -232,21 +341,24 @@ export class RuntimeClient extends EventEmitter<Events> {
     );
   }
 
-  /** Drops the connection: rejects everything in flight, then reconnects unless closed. */
+  /** Drops the connection: rejects everything in flight and queued, then reconnects unless closed. */
   #fail(error: KubeHaproxyError): void {
     const socket = this.#socket;
     const wasConnected = this.#connected;
+    const single = this.#single;
+    this.#lastFailure = error;
     this.#socket = undefined;
+    this.#single = undefined;
     this.#connected = false;
     socket?.destroy();
+    single?.command.cancel();
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const pending = this.#inFlight.slice(this.#head);
-    this.#inFlight = [];
-    this.#head = 0;
+    const pending = [...(single ? [single.entry] : []), ...this.#inFlight.drain(), ...this.#queue.drain()];
+    this.#inFlightBytes = 0;
+    this.#greeting = "";
     this.#decoder.reset();
     pending.forEach((entry, i) => {
-      if (!entry) return;
       const own = i === 0 ? error : new KubeHaproxyError("E_CONNECTION_CLOSED", error.message, { command: entry.command.line, cause: error });
       entry.settle({ ok: false, error: own });
     });
@@ -262,4 +374,3 @@ export class RuntimeClient extends EventEmitter<Events> {
     this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
   }
 }
-

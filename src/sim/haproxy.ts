@@ -1,20 +1,23 @@
 // A real HAProxy process in master-worker mode, started from a configuration file in a folder
 // of its own. Used by the tests, the bench and the demo; the sidecar never starts HAProxy.
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { parseSocketAddress } from "../haproxy/address.ts";
 import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+
+const OUTPUT_KEPT = 1 << 20;
 
 export interface HaproxyProcess {
   readonly configPath: string;
   readonly runtimeSocket: string;
   readonly masterSocket: string;
   readonly pid: number;
-  /** Everything HAProxy wrote on stderr/stdout so far. */
+  /** What HAProxy wrote on stderr/stdout so far (the last MB of it). */
   output(): string;
   /** Kills the whole process group at once (SIGKILL): a crash, as far as clients can tell. */
   kill(): Promise<void>;
@@ -31,7 +34,24 @@ export interface StartOptions {
   readonly configPath?: string;
   /** The runtime address the configuration uses, when not `${dir}/runtime.sock`. */
   readonly runtimeSocket?: string;
+  /** @default haproxyBinary() */
   readonly binary?: string;
+}
+
+/**
+ * The HAProxy binary the tests, the bench and the demo run: $KUBE_HAPROXY_TEST_HAPROXY, else
+ * `haproxy` from the PATH. The one place to choose it (CI runs the suite once per version).
+ */
+export function haproxyBinary(env: NodeJS.ProcessEnv = process.env): string {
+  return env.KUBE_HAPROXY_TEST_HAPROXY || "haproxy";
+}
+
+/** `haproxy -v`'s version ("2.6.12-1+deb12u4", "3.4.0-64a335366") of the binary under test. */
+export async function haproxyVersion(binary = haproxyBinary()): Promise<string> {
+  const { stdout } = await promisify(execFile)(binary, ["-v"]);
+  const version = /version (\S+)/.exec(stdout)?.[1];
+  if (!version) throw new Error(`${binary} -v printed no version: ${stdout.slice(0, 200)}`);
+  return version;
 }
 
 export function runtimeSocketIn(dir: string): string {
@@ -43,13 +63,19 @@ export async function startHaproxy(options: StartOptions): Promise<HaproxyProces
   if (options.config !== undefined) await writeFile(configPath, options.config);
   const runtimeSocket = options.runtimeSocket ?? runtimeSocketIn(options.dir);
   const masterSocket = join(options.dir, "master.sock");
-  const child: ChildProcess = spawn(options.binary ?? "haproxy", ["-W", "-S", masterSocket, "-f", configPath], {
+  const child: ChildProcess = spawn(options.binary ?? haproxyBinary(), ["-W", "-S", masterSocket, "-f", configPath], {
     stdio: ["ignore", "pipe", "pipe"],
     detached: true, // its own process group: kill() takes the workers too
   });
+  // HAProxy logs every server state change (render.ts: `log stdout`): a bench's million
+  // changes would grow this without end, so only the latest text is kept.
   let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  child.stderr!.on("data", (chunk) => (output += chunk));
+  const keep = (chunk: Buffer): void => {
+    output += chunk;
+    if (output.length > OUTPUT_KEPT) output = output.slice(-OUTPUT_KEPT / 2);
+  };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
   let exited = false;
   child.on("exit", () => (exited = true));
 

@@ -11,7 +11,7 @@ import { silentLogger } from "../log.ts";
 import { resolveOptions, type Options, type RawFlags } from "../options.ts";
 import { startSidecar, type Sidecar } from "../sidecar.ts";
 import { startSimulatedCluster, type SimulatedCluster } from "./cluster.ts";
-import { startHaproxy, type HaproxyProcess } from "./haproxy.ts";
+import { haproxyBinary, startHaproxy, type HaproxyProcess } from "./haproxy.ts";
 import { makeService, makeSlice, type PodEndpoint } from "./objects.ts";
 import { freePort } from "./pods.ts";
 import { startGracefulPods, type GracefulPod } from "./graceful-pod.ts";
@@ -56,6 +56,7 @@ export function fastOptions(dir: string, kubeconfig: string, slots: number, flag
     "metrics-bind-address": "",
     "healthz-bind-address": "",
     "min-reload-period": "0s",
+    "haproxy-binary": haproxyBinary(),
     slots: String(slots),
     ...flags,
   });
