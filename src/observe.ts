@@ -59,6 +59,11 @@ export function observe({ client, dataplane, proxier, watch, metrics, log, wallN
     metrics.slots.set({ backend: status.name, state: "free" }, Math.max(0, status.slots - status.used));
     metrics.slots.set({ backend: status.name, state: "dynamic" }, status.dynamic);
   };
+  // Refreshed at every full read (connect, reload, --config-sync-period); `status` reads it live.
+  dataplane.on("serversDown", (down) => {
+    metrics.serversDown.reset();
+    for (const [backend, count] of down) if (count > 0) metrics.serversDown.set({ backend }, count);
+  });
   dataplane.on("flushed", (report) => {
     metrics.syncDuration.observe(report.durationMs / 1000);
     metrics.runtimeCommands.inc({ result: "ok" }, report.commands - report.failed);

@@ -33,13 +33,12 @@ function flags(dir: string, cluster: SimulatedCluster, command: "run" | "render"
     `--kubeconfig=${cluster.kubeconfig}`,
     `--config=${join(dir, "haproxy.cfg")}`,
     `--socket=${join(dir, "runtime.sock")}`,
-    ...(command === "run" ? [`--master-socket=${join(dir, "master.sock")}`] : []),
+    ...(command === "run" ? [`--master-socket=${join(dir, "master.sock")}`, `--haproxy-binary=${haproxyBinary()}`] : []),
     "--bind-address=127.0.0.1",
     "--stats-bind-address=",
     "--metrics-bind-address=",
     "--healthz-bind-address=",
     "--slots=8",
-    `--haproxy-binary=${haproxyBinary()}`,
     "--log-level=debug",
   ];
 }

@@ -44,7 +44,7 @@ test("render: only the labelled Service by default, every Service with --expose 
   cluster.api.upsert("services", makeService("shop", "database", [{ port: 15432 }], unlabelled));
   for (const name of ["public", "database"]) cluster.api.upsert("endpointslices", makeSlice("shop", name, `${name}-1`, [{ ip: "127.0.0.9" }], [{ port: 9 }]));
   const flags = ["--kubeconfig", cluster.kubeconfig, "--bind-address", "127.0.0.1", "--stats-bind-address="];
-  const backends = async (config: string): Promise<string[]> => [...(await readFile(config, "utf8")).matchAll(/^backend (\S+)/gm)].map((m) => m[1]!);
+  const backends = async (config: string): Promise<string[]> => [...(await readFile(config, "utf8")).matchAll(/^(?:listen|backend) (\S+)/gm)].map((m) => m[1]!);
 
   const byDefault = await runCli(["render", ...flags, "--config", join(dir, "default.cfg")]);
   assert.equal(byDefault.code, 0, byDefault.stderr);

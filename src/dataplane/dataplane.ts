@@ -14,6 +14,7 @@
 
 import { EventEmitter } from "node:events";
 import { takesDynamicServers } from "../haproxy/algorithms.ts";
+import { countDown } from "../haproxy/servers-state.ts";
 import type { Logger } from "../log.ts";
 import { endpointProblem, type Backend } from "../model.ts";
 import { AppliedState } from "./applied.ts";
@@ -195,6 +196,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     if (read.structure !== this.#running) this.#noDynamic.clear();
     this.#running = read.structure;
     this.#applied = AppliedState.fromRecords(read.records);
+    this.emit("serversDown", countDown(read.records));
     this.#assignment.clear();
     for (const name of this.#applied.names()) this.#assignment.set(name, this.#applied.assignment(name));
     this.#missing.clear();

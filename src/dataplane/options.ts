@@ -66,4 +66,6 @@ export type DataplaneEvents = {
   /** haproxy -c refused the configuration; the running one stays. Tried again once the structure changes. */
   reloadRefused: [output: string];
   reloadFailed: [message: string];
+  /** At every full read of HAProxy's state: per backend, servers in service that its health check marked DOWN. */
+  serversDown: [down: ReadonlyMap<string, number>];
 };

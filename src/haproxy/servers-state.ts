@@ -41,6 +41,13 @@ export function isDown(record: ServerRecord): boolean {
   return stateOf(record) === "ready" && record.operationalState === 0;
 }
 
+/** Per backend, how many of its servers `isDown`; every backend of `records` is listed. */
+export function countDown(records: readonly ServerRecord[]): Map<string, number> {
+  const down = new Map<string, number>();
+  for (const record of records) down.set(record.backend, (down.get(record.backend) ?? 0) + (isDown(record) ? 1 : 0));
+  return down;
+}
+
 const REQUIRED = ["be_name", "srv_name", "srv_addr", "srv_op_state", "srv_admin_state", "srv_uweight", "srv_port"] as const;
 
 /** Parses the body of `show servers state [backend]`. Throws on a header it cannot read. */
