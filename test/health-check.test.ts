@@ -12,7 +12,7 @@ import { freePort, get, startPod } from "../src/sim/pods.ts";
 import { readStatus } from "../src/status.ts";
 import { showStat } from "../src/sim/failover.ts";
 import { tempDir, waitFor } from "./helpers.ts";
-import { netnsTestOptions, startNetnsPod } from "./netns-pod.ts";
+import { netnsPodTestOptions, startNetnsPod } from "./netns-pod.ts";
 import { world } from "./world.ts";
 
 /**
@@ -73,7 +73,7 @@ async function vanishUnderLoad(t: Parameters<typeof world>[0], flags: Record<str
   return { downAfterMs, lastConnectionAfterMs, connectionsBefore, failedAfter: result.failedStarts.filter((s) => s >= vanishedAt).length };
 }
 
-test("health check on: a pod whose host vanished gets no new connection after 2 s, and HAProxy says DOWN", netnsTestOptions(), async (t) => {
+test("health check on: a pod whose host vanished gets no new connection after 2 s, and HAProxy says DOWN", netnsPodTestOptions(), async (t) => {
   const r = await vanishUnderLoad(t, { "health-check": "true" }, 3_500);
   t.diagnostic(`DOWN after ${r.downAfterMs} ms, last new connection ${Math.round(r.lastConnectionAfterMs)} ms after the host vanished; ${r.failedAfter} requests sent after it failed`);
   assert.ok(r.connectionsBefore > 0, "the pod had traffic before");
@@ -83,7 +83,7 @@ test("health check on: a pod whose host vanished gets no new connection after 2 
   assert.equal(r.failedAfter, 0, `failed requests: ${JSON.stringify(r)}`);
 });
 
-test("health check off (the default): the vanished host still gets new connections after 2 s", netnsTestOptions(), async (t) => {
+test("health check off (the default): the vanished host still gets new connections after 2 s", netnsPodTestOptions(), async (t) => {
   const r = await vanishUnderLoad(t, {}, 3_000);
   t.diagnostic(`last new connection ${Math.round(r.lastConnectionAfterMs)} ms after the host vanished`);
   assert.equal(r.downAfterMs, undefined, "never DOWN without a check");

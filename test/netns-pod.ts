@@ -12,17 +12,14 @@ import { spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
+import { netnsTestOptions, netnsUnavailable, run, sweepStale, uniqueNamespaceName } from "./netns.ts";
 
-const PREFIX = "kh13-";
+/** Only `ip` is needed here (no nftables). */
+const TOOLS = ["ip"];
 
-export function netnsUnavailable(): string | undefined {
-  return process.getuid?.() === 0 ? undefined : "network namespaces need root";
-}
-
-/** `test` options: skip with the reason, except under CI=true (then the test fails with it). */
-export function netnsTestOptions(): { skip?: string } {
-  const reason = netnsUnavailable();
-  return reason === undefined || process.env.CI === "true" ? {} : { skip: reason };
+/** `test` options: skip with the reason off-root, except under CI=true (then the test fails with it). */
+export function netnsPodTestOptions(): { skip?: string } {
+  return netnsTestOptions(TOOLS);
 }
 
 export interface NetnsPod {
@@ -32,25 +29,14 @@ export interface NetnsPod {
   vanish(): Promise<void>;
 }
 
-function run(argv: readonly string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (chunk) => (out += chunk));
-    child.stderr.on("data", (chunk) => (out += chunk));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`${argv.join(" ")}: exit ${code}: ${out.trim()}`))));
-  });
-}
-
 let made = 0;
 
 export async function startNetnsPod(t: { after(fn: () => Promise<void>): void }, port: number): Promise<NetnsPod> {
-  const reason = netnsUnavailable();
+  const reason = netnsUnavailable(TOOLS);
   if (reason !== undefined) throw new Error(`cannot run: ${reason}${process.env.CI === "true" ? " (CI=true: a skip would be a failure)" : ""}`);
   await sweepStale();
-  const id = `${process.pid}-${++made}`;
-  const ns = `${PREFIX}${id}`;
+  const ns = uniqueNamespaceName("pod");
+  made++;
   const [hostEnd, podEnd] = [`kh${process.pid % 1e6}h${made}`, `kh${process.pid % 1e6}p${made}`];
   const net = `198.${18 + randomInt(2)}.${randomInt(256)}.${4 * randomInt(64)}`.split(".").map(Number);
   const address = (last: number): string => `${net[0]}.${net[1]}.${net[2]}.${net[3]! + last}`;
@@ -73,24 +59,4 @@ export async function startNetnsPod(t: { after(fn: () => Promise<void>): void },
   const [line] = (await Promise.race([once(createInterface({ input: server.stdout! }), "line"), once(server, "exit").then(() => ["exited"])])) as [string];
   if (line !== "listening") throw new Error(`the pod in ${ns} did not start`);
   return { ip, port, vanish: async () => void (await run(["ip", "-n", ns, "link", "set", podEnd, "down"])) };
-}
-
-/** Namespaces of runs killed before their teardown. */
-async function sweepStale(): Promise<void> {
-  for (const line of (await run(["ip", "netns", "list"])).split("\n")) {
-    const match = new RegExp(`^(${PREFIX}(\\d+)-\\d+)`).exec(line);
-    if (!match || isAlive(Number(match[2]))) continue;
-    const pids = await run(["ip", "netns", "pids", match[1]!]).catch(() => "");
-    for (const pid of pids.split("\n").filter(Boolean)) process.kill(Number(pid), "SIGKILL");
-    await run(["ip", "netns", "del", match[1]!]).catch(() => {}); // another sweeper may have won
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }

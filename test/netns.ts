@@ -95,6 +95,11 @@ let labs = 0;
  * then every namespace is deleted (with its veths, addresses and rules), whatever failed.
  * Namespaces left by a killed earlier run (their pid gone) are swept first.
  */
+/** A namespace name unique to this process and swept by sweepStale once the process is gone. */
+export function uniqueNamespaceName(role: string): string {
+  return `${PREFIX}${process.pid}-${++labs}-${role}`;
+}
+
 export async function createLab(t: { after(fn: () => Promise<void>): void }, tools?: readonly string[]): Promise<Lab> {
   const reason = netnsUnavailable(tools);
   if (reason !== undefined) throw new Error(`network-namespace test cannot run: ${reason}${process.env.CI === "true" ? " (CI=true: a skip would be a failure)" : ""}`);
@@ -150,7 +155,7 @@ export async function createLab(t: { after(fn: () => Promise<void>): void }, too
 }
 
 /** Deletes namespaces of labs whose process is gone (a run killed before its teardown). */
-async function sweepStale(): Promise<void> {
+export async function sweepStale(): Promise<void> {
   const listed = await run(["ip", "netns", "list"]);
   for (const line of listed.split("\n")) {
     const match = new RegExp(`^(${PREFIX}(\\d+)-\\d+-\\S+)`).exec(line);

@@ -165,7 +165,10 @@ export class MasterReloader implements Reloader {
     const failedBefore = before.find((p) => p.role === "master")?.failed ?? 0;
     const reply = await masterCommand(masterSocket, "reload");
     // 2.8+ answer "Success=0" when the new configuration failed to load; 2.6 answers nothing.
-    if (/Success=0/.test(reply)) throw new KubeHaproxyError("E_RELOAD_FAILED", `the master refused the reload: ${firstLines(reply)}`, { reply });
+    // Its startup log follows: HAProxy's own reason (a port it cannot bind, …) is in the ALERT lines.
+    if (/Success=0/.test(reply)) {
+      throw new KubeHaproxyError("E_RELOAD_FAILED", `the new HAProxy worker failed to start; the old one keeps running. HAProxy said: ${alertsOf(reply)}`, { reply });
+    }
     const deadline = clock.now() + timeoutMs;
     while (clock.now() < deadline) {
       await sleep(clock, 20);
@@ -219,6 +222,12 @@ function sleep(clock: Clock, ms: number): Promise<void> {
 
 async function processes(masterSocket: string): Promise<ProcessInfo[]> {
   return parseShowProc(await masterCommand(masterSocket, "show proc"));
+}
+
+/** The ALERT lines of HAProxy's startup log (its reasons), else its first lines. */
+function alertsOf(log: string): string {
+  const alerts = log.split("\n").filter((line) => /ALERT/.test(line));
+  return alerts.length > 0 ? alerts.slice(0, 5).join(" | ") : firstLines(log);
 }
 
 function firstLines(text: string): string {
