@@ -32,6 +32,18 @@ const USERLIST = "kube-haproxy-stats";
 export const STRUCTURE_ENV = "KUBE_HAPROXY_STRUCTURE";
 
 export function renderConfig(backends: readonly RenderedBackend[], options: RenderOptions): string {
+  const out = renderPreamble(backends, options);
+  for (const rendered of sortedByName(backends)) out.push(...renderBackend(rendered));
+  return out.join("\n").replace(/\n+$/, "") + "\n";
+}
+
+/** Sections sort by backend name: the same input renders the same bytes. */
+export function sortedByName(backends: readonly RenderedBackend[]): RenderedBackend[] {
+  return [...backends].sort((a, b) => (a.backend.name < b.backend.name ? -1 : a.backend.name > b.backend.name ? 1 : 0));
+}
+
+/** global, defaults and the stats frontend: everything before the Service sections. */
+export function renderPreamble(backends: readonly RenderedBackend[], options: RenderOptions): string[] {
   const out: string[] = [
     "# Rendered by kube-haproxy. Endpoint changes are applied at runtime; do not edit.",
     "global",
@@ -51,10 +63,7 @@ export function renderConfig(backends: readonly RenderedBackend[], options: Rend
     "",
   ];
   if (options.stats) out.push(...renderStats(options.stats));
-  for (const rendered of [...backends].sort((a, b) => (a.backend.name < b.backend.name ? -1 : a.backend.name > b.backend.name ? 1 : 0))) {
-    out.push(...renderBackend(rendered));
-  }
-  return out.join("\n").replace(/\n+$/, "") + "\n";
+  return out;
 }
 
 /**
@@ -90,9 +99,17 @@ function renderBackend({ backend, slots, filled }: RenderedBackend): string[] {
     // ClientIP affinity; type ipv6 also holds IPv4 clients (as ::ffff:a.b.c.d).
     out.push(`  stick-table type ipv6 size 1m expire ${Math.trunc(backend.affinityTimeoutSeconds)}s`, "  stick on src");
   }
-  // Runs of empty slots become one server-template line; filled slots are written out.
-  // A draining endpoint is written disabled: a new process has no old connections to keep,
-  // and the sidecar sets `drain` right after the reload.
+  out.push(...renderServers({ backend, slots, filled }));
+  return out;
+}
+
+/**
+ * A backend's servers: its filled slots written out, runs of empty ones as server-template lines.
+ * A draining endpoint is written disabled: a new process has no old connections to keep, and
+ * the sidecar sets `drain` right after the reload.
+ */
+export function renderServers({ slots, filled }: RenderedBackend): string[] {
+  const out: string[] = [];
   let emptyFrom = 0;
   const flushEmpty = (to: number): void => {
     if (emptyFrom > 0) out.push(`  server-template ${SLOT_PREFIX} ${emptyFrom}-${to} 0.0.0.0:0 disabled`);
@@ -122,7 +139,7 @@ function socketAddress(address: string): string {
   return address;
 }
 
-function bindAddress(bind: Bind): string {
+export function bindAddress(bind: Bind): string {
   return hostPort(checkAddress(bind.address), checkPort(bind.port));
 }
 
