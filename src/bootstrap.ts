@@ -5,6 +5,8 @@ import { clusterWatch, renderOptions, translateOptions } from "./compose.ts";
 import { layoutBackend } from "./dataplane/planner.ts";
 import { writeConfigAtomically } from "./haproxy/config-file.ts";
 import { renderConfig } from "./haproxy/render.ts";
+import { renderPoolConfig } from "./haproxy/render-pool.ts";
+import { initialPool } from "./local-mode.ts";
 import type { Logger } from "./log.ts";
 import type { Options } from "./options.ts";
 import { Proxier } from "./proxier.ts";
@@ -22,7 +24,9 @@ export async function renderFromCluster(options: Options, log: Logger, env: Node
     await watch.stop();
   }
   const backends = proxier.backends();
-  const text = renderConfig(backends.map((backend) => layoutBackend(backend)), renderOptions(options));
+  const text = options.proxyMode === "local"
+    ? renderPoolConfig(initialPool(options, backends), renderOptions(options))
+    : renderConfig(backends.map((backend) => layoutBackend(backend)), renderOptions(options));
   await writeConfigAtomically(options.config, text);
   log.info(`wrote ${options.config}: ${backends.length} Service ports`);
   return { backends: backends.length };

@@ -1,4 +1,4 @@
-// The command line: `kube-haproxy [run]`, `render`, `status`, `demo`, `version`. The flags are
+// The command line: `kube-haproxy [run]`, `render`, `status`, `capture`, `cleanup`, `demo`, `version`. The flags are
 // defined once in options.ts and read strictly (args.ts). Each command's module is imported
 // only when that command runs: `--version` and `--help` load almost nothing, and run, render
 // and status never load the demo or the simulated cluster (test/cli.test.ts holds it).
@@ -50,6 +50,18 @@ const COMMANDS: readonly Command[] = [
     description: "Print HAProxy's slots per Service port from the runtime socket; exit 1 if unreachable",
     flags: [...flagsOf("status").map(flagSpec), { name: "json", description: "JSON for scripts", boolean: true }],
     run: async (input) => (await import("./commands/status.ts")).status(input),
+  },
+  {
+    name: "capture",
+    description: "local: install the kernel rules that send ClusterIP TCP to HAProxy (idempotent), then exit",
+    flags: flagsOf("capture").map(flagSpec),
+    run: async (input) => (await import("./commands/capture.ts")).capture(input),
+  },
+  {
+    name: "cleanup",
+    description: "Remove everything kube-haproxy put in the kernel (the capture table), then exit",
+    flags: flagsOf("cleanup").map(flagSpec),
+    run: async (input) => (await import("./commands/capture.ts")).cleanup(input),
   },
   {
     name: "demo",

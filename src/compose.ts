@@ -20,6 +20,7 @@ export function translateOptions(options: Options): TranslateOptions {
     reservedPorts: options.reservedPorts,
     onlyLabelled: options.expose === "labelled",
     healthCheck: options.healthCheck,
+    ...(options.proxyMode === "local" ? { local: { nodeName: options.nodeName } } : {}),
   };
 }
 
@@ -38,7 +39,8 @@ export function clusterWatch(options: Options, log: Logger, env: NodeJS.ProcessE
     kubeConfig: loadKubeConfig(options.kubeconfig, env),
     log,
     namespace: options.namespace,
-    serviceSelector: serviceLabelSelector(options.serviceProxyName, options.expose === "labelled"),
+    // Exposure is onlyfetch's: local mode serves every Service.
+    serviceSelector: serviceLabelSelector(options.serviceProxyName, options.proxyMode === "onlyfetch" && options.expose === "labelled"),
     qps: options.kubeApiQps,
     burst: options.kubeApiBurst,
     stallTimeoutMs: options.watchStallTimeoutMs,

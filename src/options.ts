@@ -5,6 +5,7 @@
 // when the value came from the environment.
 
 import { isIP } from "node:net";
+import { hostname } from "node:os";
 import { KubeHaproxyError } from "./errors.ts";
 import { parseSocketAddress } from "./haproxy/address.ts";
 import { checkCredential, MAX_CONNECT_RETRIES } from "./haproxy/render.ts";
@@ -48,10 +49,16 @@ export interface Options {
   readonly haproxyBinary: string;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
+  /** local mode: the Service CIDRs (at most one per family), canonical text. */
+  readonly serviceCidrs: readonly string[];
+  readonly capturePort: number;
+  readonly interface: string | undefined;
+  /** This node's name: --hostname-override, else NODE_NAME, else the hostname. */
+  readonly nodeName: string;
 }
 
 /** The commands that take flags from this table. */
-export type FlagCommand = "run" | "render" | "status";
+export type FlagCommand = "run" | "render" | "status" | "capture" | "cleanup";
 
 interface Flag {
   readonly description: string;
@@ -67,7 +74,7 @@ interface Flag {
 export const FLAGS = {
   kubeconfig: { description: "Path to a kubeconfig; default: in-cluster, then $KUBECONFIG or ~/.kube/config" },
   namespace: { description: "Watch only this namespace (default: all)" },
-  "proxy-mode": { description: "onlyfetch (built), local or mesh (not yet: refused at start)", default: "onlyfetch" },
+  "proxy-mode": { description: "onlyfetch, local (ClusterIPs captured on this node) or mesh (not yet: refused at start)", default: "onlyfetch" },
   expose: {
     description: "onlyfetch: serve the Services labelled kube-haproxy.io/expose=true (labelled), or every Service (all)",
     default: "labelled",
@@ -109,8 +116,25 @@ export const FLAGS = {
   "metrics-bind-address": { description: "Prometheus metrics (host:port, empty: off)", default: "127.0.0.1:10266" },
   "healthz-bind-address": { description: "/healthz and /livez (host:port, empty: off)", default: "0.0.0.0:10267" },
   "haproxy-binary": { description: "haproxy executable used to check a configuration before a reload", default: "haproxy", commands: ["run"] },
-  "log-level": { description: "error, warn, info or debug", default: "info" },
-  "log-format": { description: "text or json", default: "text" },
+  "service-cidr": {
+    description: "local: the cluster's Service CIDRs, comma-separated, at most one IPv4 and one IPv6 (their TCP is captured)",
+    commands: ["run", "render", "capture"],
+  },
+  "capture-port": {
+    description: "local: the first pool listener port; the pool's listeners take the ports after it",
+    default: "10400",
+    commands: ["run", "render", "capture"],
+  },
+  interface: {
+    description: "local: DNAT captured connections to this interface's addresses instead of REDIRECT (unnumbered pod veths)",
+    commands: ["run", "capture"],
+  },
+  "hostname-override": {
+    description: "local: this node's name, for internalTrafficPolicy Local (default: $NODE_NAME, then the hostname)",
+    commands: ["run", "render"],
+  },
+  "log-level": { description: "error, warn, info or debug", default: "info", commands: ["run", "render", "capture", "cleanup"] },
+  "log-format": { description: "text or json", default: "text", commands: ["run", "render", "capture", "cleanup"] },
 } as const satisfies Record<string, Flag>;
 
 export type FlagName = keyof typeof FLAGS;
@@ -255,10 +279,29 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}, com
   // Our own listeners share the node's network with every frontend.
   for (const port of listenPorts) if (port > 0) reservedPorts.add(port);
 
+  const serviceCidrs = text("service-cidr").split(",").map((cidr) => cidr.trim()).filter(Boolean);
+  const families = new Set<number>();
+  for (const cidr of serviceCidrs) {
+    const [address = "", prefix = "", ...rest] = cidr.split("/");
+    const family = isIP(address);
+    if (family === 0 || rest.length > 0 || !/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128)) {
+      throw bad("service-cidr", `must be CIDRs like 10.96.0.0/12,fd00:10:96::/112, not ${JSON.stringify(cidr)}`);
+    }
+    if (families.has(family)) throw bad("service-cidr", `at most one IPv${family} CIDR, not ${JSON.stringify(text("service-cidr"))}`);
+    families.add(family);
+  }
+  const proxyMode = oneOf("proxy-mode", ["onlyfetch", "local", "mesh"] as const);
+  if (proxyMode === "local" && command !== undefined && command !== "status" && serviceCidrs.length === 0) {
+    throw bad("service-cidr", "local mode needs the cluster's Service CIDR (e.g. --service-cidr 10.96.0.0/12)");
+  }
+  if (command === "capture" && serviceCidrs.length === 0) throw bad("service-cidr", "capture needs the cluster's Service CIDR (e.g. --service-cidr 10.96.0.0/12)");
+  const interfaceName = get("interface") || undefined;
+  if (interfaceName !== undefined && !/^[A-Za-z0-9_.@-]{1,15}$/.test(interfaceName)) throw bad("interface", `not an interface name: ${JSON.stringify(interfaceName)}`);
+
   return {
     kubeconfig: get("kubeconfig") || undefined,
     namespace: get("namespace") || undefined,
-    proxyMode: oneOf("proxy-mode", ["onlyfetch", "local", "mesh"] as const),
+    proxyMode,
     expose: oneOf("expose", ["labelled", "all"] as const),
     socket: socketFlag("socket"),
     masterSocket: socketFlag("master-socket"),
@@ -288,6 +331,10 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}, com
     haproxyBinary: notEmpty("haproxy-binary"),
     logLevel: oneOf("log-level", ["error", "warn", "info", "debug"] as const),
     logFormat: oneOf("log-format", ["text", "json"] as const),
+    serviceCidrs,
+    capturePort: integer("capture-port", 1, 65535),
+    interface: interfaceName,
+    nodeName: get("hostname-override") || env.NODE_NAME || hostname(),
   };
 }
 

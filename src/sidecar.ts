@@ -7,7 +7,10 @@
 import { clusterWatch, renderOptions, translateOptions } from "./compose.ts";
 import { Dataplane } from "./dataplane/dataplane.ts";
 import { MasterReloader } from "./dataplane/reload.ts";
+import type { NftOptions } from "./capture/index.ts";
 import { parseSocketAddress } from "./haproxy/address.ts";
+import { renderPoolConfig } from "./haproxy/render-pool.ts";
+import { localOptions } from "./local-mode.ts";
 import { RuntimeClient } from "./haproxy/runtime-client.ts";
 import type { ClusterWatch } from "./kube/watch.ts";
 import type { Logger } from "./log.ts";
@@ -35,6 +38,8 @@ export interface SidecarDeps {
   readonly log: Logger;
   readonly env: NodeJS.ProcessEnv;
   readonly metrics?: Metrics;
+  /** Local mode: how to run nft (tests run it inside a network namespace). @default ["nft"] */
+  readonly nft?: NftOptions;
 }
 
 /**
@@ -58,7 +63,9 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
       reloader: new MasterReloader({ configPath: options.config, masterSocket: options.masterSocket, haproxyBinary: options.haproxyBinary }),
       render: renderOptions(options),
       minReloadPeriodMs: options.minReloadPeriodMs,
+      ...(options.proxyMode === "local" ? { renderer: renderPoolConfig } : {}),
     },
+    ...(options.proxyMode === "local" ? { local: localOptions(options, deps.nft) } : {}),
   });
   const proxier = new Proxier(dataplane, translateOptions(options), log);
   const watch = clusterWatch(options, log, deps.env);

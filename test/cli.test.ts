@@ -46,7 +46,7 @@ test("unknown flags, stray arguments, flags before the command: one line naming 
     [["status", "--json=yes"], 'kube-haproxy: status: --json takes no value, or =true or =false, not "yes"'],
     [["--slots", "4"], "kube-haproxy: flags follow the command: kube-haproxy run --slots 4 (or render, status); see kube-haproxy --help"],
     [["--kubeconfig=k", "render"], "kube-haproxy: flags follow the command: kube-haproxy render --kubeconfig=k; see kube-haproxy --help"],
-    [["rnu"], 'kube-haproxy: unknown command "rnu" (did you mean run? commands: run, render, status, demo, version)'],
+    [["rnu"], 'kube-haproxy: unknown command "rnu" (did you mean run? commands: run, render, status, capture, cleanup, demo, version)'],
     [["version", "now"], 'kube-haproxy: version: unexpected argument "now" (version takes only flags; see kube-haproxy version --help)'],
   ];
   for (const [args, message] of cases) {
@@ -100,6 +100,7 @@ test("run, render and status never load the demo or the simulated cluster; --hel
     ["status", ["status", "--socket", join(dir, "none.sock")], /no such socket/],
     ["render", ["render", "--kubeconfig", garbage, "--config", join(dir, "h.cfg")], /no current cluster/],
     ["run", ["run", "--kubeconfig", garbage, "--config", join(dir, "h.cfg")], /no current cluster/],
+    ["capture", ["capture", "--service-cidr", "10.96.0.0/12", "--capture-port", "0"], /--capture-port: must be a whole number/],
   ];
   for (const [name, args, expected] of cases) {
     const out = join(dir, `${name}.txt`);
@@ -142,7 +143,10 @@ test("configuration errors: one line naming the flag or variable, exit 2, nothin
     [["render", "--kubeconfig", garbage, "--config", config], {}, `--kubeconfig ${garbage}: no current cluster (it sets no current-context)`],
     [["run", "--config", config], { KUBECONFIG: noCluster }, `KUBECONFIG=${noCluster}: no current cluster (its current-context "x" names no cluster)`],
     [["render", "--config", config], {}, "no cluster found: pass --kubeconfig, run in a Pod, or set $KUBECONFIG (or try `npm run demo` for a simulated cluster)"],
-    [["run", "--proxy-mode", "mesh", "--config", config], {}, "--proxy-mode: mesh is not available yet; use onlyfetch"],
+    [["run", "--proxy-mode", "mesh", "--config", config], {}, "--proxy-mode: mesh is not available yet; use onlyfetch or local"],
+    [["run", "--proxy-mode", "local", "--config", config], {}, "--service-cidr: local mode needs the cluster's Service CIDR (e.g. --service-cidr 10.96.0.0/12)"],
+    [["run", "--proxy-mode", "local", "--service-cidr", "10.96.0.0/33", "--config", config], {}, '--service-cidr: must be CIDRs like 10.96.0.0/12,fd00:10:96::/112, not "10.96.0.0/33"'],
+    [["capture"], {}, "--service-cidr: capture needs the cluster's Service CIDR (e.g. --service-cidr 10.96.0.0/12)"],
   ];
   for (const [args, extra, message] of cases) {
     const { code, stderr } = await runCli(args, { cwd, env: env(extra) });

@@ -197,11 +197,9 @@ test("bad flags exit non-zero with one line naming the flag", async () => {
     assert.equal(output.trim().split("\n").length, 1, output);
     assert.ok(output.includes(flag), output);
   }
-  for (const mode of ["local", "mesh"]) {
-    const refused = await cli(["run", `--proxy-mode=${mode}`]);
-    assert.equal(refused.code, 2);
-    assert.match(refused.output.trim(), new RegExp(`^kube-haproxy: --proxy-mode: ${mode} is not available yet; use onlyfetch$`));
-  }
+  const refused = await cli(["run", "--proxy-mode=mesh"]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.output.trim(), /^kube-haproxy: --proxy-mode: mesh is not available yet; use onlyfetch or local$/);
 });
 
 test("--passwd is never printed", async (t) => {

@@ -20,6 +20,7 @@ import { endpointProblem, type Backend } from "../model.ts";
 import { AppliedState } from "./applied.ts";
 import { DesiredState } from "./desired.ts";
 import { execute, readHaproxyState, type PlannedChange, type Transport } from "./executor.ts";
+import { LocalPool } from "./local.ts";
 import { layoutBackend, planBackendSync, type AppliedSlot } from "./planner.ts";
 import type { BackendStatus, DataplaneEvents, DataplaneOptions } from "./options.ts";
 import { Reaper } from "./reaper.ts";
@@ -52,6 +53,8 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   #syncing = false;
   #waiters: (() => void)[] = [];
   #lastSynced: Date | undefined;
+  // Local mode: Service ports claim pool backends; the desired state holds the pool backends.
+  readonly #local: LocalPool | undefined;
 
   constructor(options: DataplaneOptions) {
     super();
@@ -61,6 +64,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     this.#clock = options.clock ?? systemClock;
     const reload = options.reload;
     this.#reload = reload && new ReloadPath({ ...reload, clock: this.#clock });
+    this.#local = options.local && new LocalPool(options.local);
     this.#desired = new DesiredState(this.#clock.wallNow(), (backends) => this.#reload?.hash(backends) ?? "");
     this.#reaper = new Reaper(this.#clock, () => this.#runner.run());
     this.#runner = new Runner({
@@ -102,14 +106,25 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
       if (problem) this.emit("invalid", backend.name, endpoint, problem);
       return problem === undefined;
     });
-    const known = Number.isFinite(this.#lastFullSync); // HAProxy's state was read: a new name may be missing
-    if (known && !this.#desired.get(backend.name) && !this.#applied.has(backend.name)) this.#noteMissing(backend.name);
-    this.#desired.set(endpoints.length === backend.endpoints.length ? backend : { ...backend, endpoints }, this.#clock.now());
+    const valid = endpoints.length === backend.endpoints.length ? backend : { ...backend, endpoints };
+    if (this.#local) this.#local.setService(valid);
+    else this.#setDesired(valid);
     this.#runner.run();
   }
 
-  /** Forgets a backend: its slots go to maint until a reload removes it. */
+  #setDesired(backend: Backend): void {
+    const known = Number.isFinite(this.#lastFullSync); // HAProxy's state was read: a new name may be missing
+    if (known && !this.#desired.get(backend.name) && !this.#applied.has(backend.name)) this.#noteMissing(backend.name);
+    this.#desired.set(backend, this.#clock.now());
+  }
+
+  /** Forgets a backend: its slots go to maint until a reload removes it (local mode: its pool backend is freed). */
   deleteBackend(name: string): void {
+    if (this.#local) {
+      this.#local.deleteService(name);
+      this.#runner.run();
+      return;
+    }
     this.#missing.delete(name);
     this.#desired.delete(name, this.#clock.now());
     if (!this.#applied.has(name)) this.#desired.settle(name); // HAProxy never had it: nothing to do
@@ -163,9 +178,39 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     const full = this.#needFullSync || (configSyncPeriodMs > 0 && started - this.#lastFullSync >= configSyncPeriodMs);
     if (full && (await this.#readState()) === "failed") return "failed";
     if (this.#needFullSync) return "done"; // interrupted: the reconnect runs us again
+    if (this.#local && (await this.#captureStep(() => this.#beforeFlush(this.#local!, full))) === "failed") return "failed";
     const reload = this.#reloadNeeded();
     if (reload && this.#reload!.waitMs() === 0) return await this.#reloadNow(reload, started);
-    return await this.#flush(full, started); // endpoint changes flow while a reload waits
+    const flushed = await this.#flush(full, started); // endpoint changes flow while a reload waits
+    if (this.#local && (await this.#captureStep(() => this.#local!.after((name) => this.#serving(name)))) === "failed") return "failed";
+    return flushed;
+  }
+
+  /** Local mode, before a flush: HAProxy's pool and the kernel map read on a full sync, claims planned, released elements out. */
+  async #beforeFlush(local: LocalPool, full: boolean): Promise<void> {
+    if (full) await local.read(this.#applied.names());
+    const { backends, unclaimed } = await local.before();
+    if (unclaimed.length > 0) this.#log.error(`no pool backend for ${unclaimed.join(", ")} even after growing the pool`);
+    for (const message of local.refusals()) this.#log.warn(message);
+    for (const backend of backends) this.#setDesired(backend);
+  }
+
+  /** A capture change that failed: the kernel is read again after the backoff. */
+  async #captureStep(step: () => Promise<void>): Promise<RunResult> {
+    try {
+      await step();
+      return "done";
+    } catch (error) {
+      this.#log.error(`capture not updated: ${(error as Error).message}; read again after a backoff`);
+      this.emit("captureFailed", (error as Error).message);
+      this.#needFullSync = true;
+      return "failed";
+    }
+  }
+
+  /** HAProxy has this backend with every desired change confirmed. */
+  #serving(name: string): boolean {
+    return this.#applied.has(name) && !this.#missing.has(name) && !this.#desired.isPending(name) && !this.#desired.isDirty(name);
   }
 
   /** Asks for a run when a reload is wanted: now, or when --min-reload-period allows. */
@@ -311,6 +356,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   /** Nothing waits: no change, no full sync, no reload, no run in progress. */
   #isClean(): boolean {
     if (!this.#syncing || this.#desired.pending > 0 || this.#desired.dirty > 0 || this.#needFullSync || this.#runner.running) return false;
+    if (this.#local && !this.#local.settled) return false;
     return this.#reloadNeeded() === undefined;
   }
 }

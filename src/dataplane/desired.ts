@@ -88,6 +88,10 @@ export class DesiredState {
     return this.#pending.size;
   }
 
+  isDirty(name: string): boolean {
+    return this.#dirty.has(name);
+  }
+
   isPending(name: string): boolean {
     return this.#pending.has(name);
   }

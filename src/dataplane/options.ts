@@ -4,7 +4,8 @@ import type { RenderOptions } from "../haproxy/render.ts";
 import type { Logger } from "../log.ts";
 import type { Endpoint } from "../model.ts";
 import type { Transport } from "./executor.ts";
-import type { Reloader } from "./reload.ts";
+import type { LocalOptions } from "./local.ts";
+import type { Reloader, Renderer } from "./reload.ts";
 import type { Clock } from "./runner.ts";
 
 export interface DataplaneOptions {
@@ -28,7 +29,11 @@ export interface DataplaneOptions {
     readonly render: RenderOptions;
     /** --min-reload-period. @default 2000 */
     readonly minReloadPeriodMs?: number;
+    /** The configuration's text from its layout. @default renderConfig (onlyfetch) */
+    readonly renderer?: Renderer;
   };
+  /** Local mode: Service ports claim backends of a prewarmed pool, the kernel's capture map routes to them. */
+  readonly local?: LocalOptions;
 }
 
 export interface FlushReport {
@@ -68,4 +73,6 @@ export type DataplaneEvents = {
   reloadFailed: [message: string];
   /** At every full read of HAProxy's state: per backend, servers in service that its health check marked DOWN. */
   serversDown: [down: ReadonlyMap<string, number>];
+  /** Local mode: nft refused or failed a change; the kernel is read again after a backoff. */
+  captureFailed: [message: string];
 };

@@ -45,12 +45,16 @@ export interface ReloadInput {
   readonly growth: readonly (readonly [string, number])[];
 }
 
+/** Renders a configuration from a layout: renderConfig (onlyfetch) or renderPoolConfig (local). */
+export type Renderer = (layout: readonly RenderedBackend[], options: RenderOptions) => string;
+
 export type ReloadOutcome = { readonly ok: true } | { readonly ok: false; readonly refused: boolean; readonly error: KubeHaproxyError };
 
 /** What HAProxy's configuration is, and what was tried: the reload path's memory. */
 export class ReloadPath {
   readonly #reloader: Reloader;
   readonly #render: RenderOptions;
+  readonly #renderer: Renderer;
   readonly #minPeriodMs: number;
   readonly #clock: Clock;
   #lastReload = -Infinity;
@@ -59,9 +63,10 @@ export class ReloadPath {
   // This reload failed (no new worker): not tried again until then, or until a new connection.
   #failedKey: string | undefined;
 
-  constructor(options: { reloader: Reloader; render: RenderOptions; minReloadPeriodMs?: number; clock: Clock }) {
+  constructor(options: { reloader: Reloader; render: RenderOptions; renderer?: Renderer; minReloadPeriodMs?: number; clock: Clock }) {
     this.#reloader = options.reloader;
     this.#render = options.render;
+    this.#renderer = options.renderer ?? renderConfig;
     this.#minPeriodMs = options.minReloadPeriodMs ?? 2_000;
     this.#clock = options.clock;
   }
@@ -96,7 +101,7 @@ export class ReloadPath {
   /** Loads the configuration of `layout` and points `transport` at the new worker. */
   async reload(want: ReloadWanted, layout: readonly RenderedBackend[], transport: Transport): Promise<ReloadOutcome> {
     try {
-      const worker = await this.#reloader.reload(renderConfig(layout, this.#render));
+      const worker = await this.#reloader.reload(this.#renderer(layout, this.#render));
       this.#lastReload = this.#clock.now();
       await switchToWorker(transport, worker, this.#clock);
     } catch (error) {

@@ -43,6 +43,18 @@ export const STRUCTURE_ENV = "KUBE_HAPROXY_STRUCTURE";
 export const ROOT_ON_PURPOSE = "KUBE_HAPROXY_ROOT_ON_PURPOSE";
 
 export function renderConfig(backends: readonly RenderedBackend[], options: RenderOptions): string {
+  const out = renderPreamble(backends, options);
+  for (const rendered of sortedByName(backends)) out.push(...renderBackend(rendered));
+  return out.join("\n").replace(/\n+$/, "") + "\n";
+}
+
+/** Sections sort by backend name: the same input renders the same bytes. */
+export function sortedByName(backends: readonly RenderedBackend[]): RenderedBackend[] {
+  return [...backends].sort((a, b) => (a.backend.name < b.backend.name ? -1 : a.backend.name > b.backend.name ? 1 : 0));
+}
+
+/** global, defaults and the stats frontend: everything before the Service sections. */
+export function renderPreamble(backends: readonly RenderedBackend[], options: RenderOptions): string[] {
   const out: string[] = [
     "# Rendered by kube-haproxy. Endpoint changes are applied at runtime; do not edit.",
     "global",
@@ -74,10 +86,7 @@ export function renderConfig(backends: readonly RenderedBackend[], options: Rend
     "",
   ];
   if (options.stats) out.push(...renderStats(options.stats));
-  for (const rendered of [...backends].sort((a, b) => (a.backend.name < b.backend.name ? -1 : a.backend.name > b.backend.name ? 1 : 0))) {
-    out.push(...renderBackend(rendered));
-  }
-  return out.join("\n").replace(/\n+$/, "") + "\n";
+  return out;
 }
 
 /**
@@ -101,10 +110,19 @@ function renderStats(stats: NonNullable<RenderOptions["stats"]>): string[] {
   return out;
 }
 
-function renderBackend({ backend, slots, filled }: RenderedBackend): string[] {
+function renderBackend(rendered: RenderedBackend): string[] {
+  return renderProxy(rendered, (bind) => `  bind ${bindAddress(bind)}`);
+}
+
+/**
+ * One Service port's section: `listen` with its binds (each written by `bindLine`), or a plain
+ * `backend` without any; then how it balances, its affinity, its health check and its servers.
+ */
+export function renderProxy(rendered: RenderedBackend, bindLine: (bind: Bind) => string): string[] {
+  const { backend } = rendered;
   const name = checkName("backend", backend.name);
   const out = [`${backend.binds.length > 0 ? "listen" : "backend"} ${name}`];
-  for (const bind of backend.binds) out.push(`  bind ${bindAddress(bind)}`);
+  for (const bind of backend.binds) out.push(bindLine(bind));
   out.push(`  mode ${backend.mode}`);
   // Keep-alive clients would see resets when a reload closes idle connections (DESIGN.md).
   if (backend.mode === "http" && backend.binds.length > 0) out.push("  option idle-close-on-response");
@@ -115,9 +133,17 @@ function renderBackend({ backend, slots, filled }: RenderedBackend): string[] {
   }
   // Template slots and written-out servers take it from here; dynamic servers do not (commands.ts).
   if (backend.healthCheck) out.push(`  default-server ${healthCheckParams(backend.healthCheck)}`);
-  // Runs of empty slots become one server-template line; filled slots are written out.
-  // A draining endpoint is written disabled: a new process has no old connections to keep,
-  // and the sidecar sets `drain` right after the reload.
+  out.push(...renderServers(rendered));
+  return out;
+}
+
+/**
+ * A backend's servers: its filled slots written out, runs of empty ones as server-template lines.
+ * A draining endpoint is written disabled: a new process has no old connections to keep, and
+ * the sidecar sets `drain` right after the reload.
+ */
+export function renderServers({ slots, filled }: RenderedBackend): string[] {
+  const out: string[] = [];
   let emptyFrom = 0;
   const flushEmpty = (to: number): void => {
     if (emptyFrom > 0) out.push(`  server-template ${SLOT_PREFIX} ${emptyFrom}-${to} 0.0.0.0:0 disabled`);
@@ -162,7 +188,7 @@ function socketAddress(address: string): string {
   return address;
 }
 
-function bindAddress(bind: Bind): string {
+export function bindAddress(bind: Bind): string {
   return hostPort(checkAddress(bind.address), checkPort(bind.port));
 }
 

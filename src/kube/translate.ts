@@ -8,11 +8,14 @@ import { backendName, endpointKey, isEndpointAddress, isPort, parseHealthCheck }
 import type { Backend, BackendMode, Bind, Endpoint, HealthCheck } from "../model.ts";
 
 /**
- * onlyfetch (the only mode built; the CLI refuses the others at the door): every Service port
- * gets a frontend at bindAddress:<service port>.
+ * onlyfetch (the default): every Service port gets a frontend at bindAddress:<service port>.
+ * local (`local` set): every TCP Service port with a ClusterIP is served at each of its
+ * ClusterIPs (the binds are what the kernel captures); exposure and reserved ports do not apply.
  */
 export interface TranslateOptions {
   readonly bindAddress: string;
+  /** Local mode, on this node (`--hostname-override`): internalTrafficPolicy Local keeps its endpoints only. */
+  readonly local?: { readonly nodeName: string };
   /** Default balance algorithm (--algorithm), one of `algorithms`. */
   readonly algorithm: string;
   /** The balance algorithms the kube-haproxy.io/algorithm annotation may name (the data plane's). */
@@ -35,7 +38,7 @@ export interface TranslateOptions {
 export type SkipReason =
   | "headless" | "external-name" | "no-ports" | "udp" | "sctp" | "invalid-object" | "proxy-name"
   | "cluster-service" | "port-conflict" | "invalid-endpoint" | "bad-annotation" | "reserved-port" | "not-exposed"
-  | "ipv4-mapped-ipv6" | "invalid-affinity-timeout";
+  | "ipv4-mapped-ipv6" | "invalid-affinity-timeout" | "no-cluster-ip";
 
 export interface Skip {
   /** namespace/name */
@@ -145,11 +148,16 @@ export function translateService(
   // FQDN slices are deprecated and ignored by kube-proxy; both IP families go into one backend.
   const ipSlices = own.filter((slice) => slice.addressType === "IPv4" || slice.addressType === "IPv6");
 
+  // internalTrafficPolicy Local: this node's endpoints only; none means none (kube-proxy drops).
+  const nodeLocal = options.local !== undefined && service.spec?.internalTrafficPolicy === "Local";
+  const endpointSlices = nodeLocal ? ipSlices.map((slice) => onlyNode(slice, options.local!.nodeName)) : ipSlices;
+  const clusterIPs = options.local ? serviceClusterIPs(service) : [];
+
   const [namespace = "", name = ""] = key.split("/");
   const backends: Backend[] = [];
   for (const port of service.spec?.ports ?? []) {
     const portId = port.name || String(port.port);
-    const problem = portProblem(port, key, options.reservedPorts);
+    const problem = portProblem(port, key, options.local ? undefined : options.reservedPorts);
     if (problem) {
       skipped.push({ service: key, port: portId, ...problem });
       continue;
@@ -165,11 +173,11 @@ export function translateService(
       servicePort: `${key}:${portId}`,
       mode,
       algorithm,
-      binds: [{ address: options.bindAddress, port: port.port }],
+      binds: options.local ? clusterIPs.map((address) => ({ address, port: port.port })) : [{ address: options.bindAddress, port: port.port }],
       ...(affinityTimeoutSeconds === undefined ? {} : { affinityTimeoutSeconds }),
       ...(healthCheck === undefined ? {} : { healthCheck }),
       minSlots,
-      endpoints: portEndpoints(port, portId, ipSlices, key, skipped),
+      endpoints: portEndpoints(port, portId, endpointSlices, key, skipped),
       ...(triggerTime === undefined ? {} : { triggerTime }),
     });
   }
@@ -274,7 +282,8 @@ function wholeServiceSkip(service: V1Service, key: string, options: TranslateOpt
     return { reason: "proxy-name", message: `Service ${key} is labelled for the proxy ${proxy}, not this one.` };
   }
   // The watch's selector already leaves them out; this holds the rule for any other caller.
-  if (options.onlyLabelled && labels?.[LABEL_EXPOSE] !== "true") {
+  // Exposure is onlyfetch's question: local mode binds nothing on the node.
+  if (!options.local && options.onlyLabelled && labels?.[LABEL_EXPOSE] !== "true") {
     return { reason: "not-exposed", message: `Service ${key} is not labelled ${LABEL_EXPOSE}=true (--expose labelled).` };
   }
   if (service.spec?.type === "ExternalName") {
@@ -283,14 +292,28 @@ function wholeServiceSkip(service: V1Service, key: string, options: TranslateOpt
   if (service.spec?.clusterIP === "None") {
     return { reason: "headless", message: `Service ${key} is headless (clusterIP: None): DNS serves it, no proxy.` };
   }
-  if (CLUSTER_SERVICES.has(key)) {
+  if (!options.local && CLUSTER_SERVICES.has(key)) {
     const message = `Service ${key} is left to the cluster's own proxy in onlyfetch mode.`;
     return { reason: "cluster-service", message };
   }
   if (!service.spec?.ports?.length) {
     return { reason: "no-ports", message: `Service ${key} has no ports.` };
   }
+  if (options.local && serviceClusterIPs(service).length === 0) {
+    return { reason: "no-cluster-ip", message: `Service ${key} has no valid ClusterIP to capture.` };
+  }
   return undefined;
+}
+
+/** Every ClusterIP of a (dual-stack) Service: `clusterIPs`, or `clusterIP` from older API servers; valid ones, once each. */
+function serviceClusterIPs(service: V1Service): string[] {
+  const listed = service.spec?.clusterIPs?.length ? service.spec.clusterIPs : [service.spec?.clusterIP];
+  return [...new Set(listed.filter(isEndpointAddress))];
+}
+
+/** A slice with only the endpoints kube-proxy calls local: its `nodeName` is this node. */
+function onlyNode(slice: V1EndpointSlice, nodeName: string): V1EndpointSlice {
+  return { ...slice, endpoints: (slice.endpoints ?? []).filter((endpoint) => endpoint.nodeName === nodeName) };
 }
 
 function portProblem(port: V1ServicePort, key: string, reserved: ReadonlySet<number> = new Set()): Problem | undefined {

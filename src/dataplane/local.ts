@@ -1,0 +1,169 @@
+// Local mode's part of the data plane: the Service ports, their claims on the pool, and the
+// kernel's capture map. dataplane.ts owns one and drives it inside its own syncs, in this order:
+//
+//   full read   HAProxy's backends ─► the pool it runs;  the capture map ─► what the kernel sends where
+//   before      claims planned (pool.ts) ─► map elements of released claims out ─► pool backends' endpoints
+//   flush       (the data plane's own: set server …, or a reload when the pool must grow)
+//   after       claims whose pool backend HAProxy now serves ─► their map elements in
+//
+// So a new Service port's servers are ready before the kernel sends it anything, and a deleted
+// one's element is gone before its slots go to maint (conntrack keeps established connections).
+// The kernel map is the source of truth for claims across a sidecar restart.
+
+import type { Backend } from "../model.ts";
+import { entriesOf, entryId, planClaims, poolDesired, parsePoolBackendName, sizePool, type PoolBackend, type PoolEntry, type PoolSettings } from "./pool.ts";
+
+/** The kernel side, injected (src/capture in production, the same in tests inside a network namespace). */
+export interface CaptureDriver {
+  /** The map's elements; undefined when kube-haproxy's table is not there. */
+  read(): Promise<readonly PoolEntry[] | undefined>;
+  /** Installs or replaces the rules for these listener ports, keeping the elements that fit. */
+  install(listenPorts: { readonly first: number; readonly last: number }): Promise<void>;
+  /** Element changes in one transaction. */
+  update(changes: { readonly remove: readonly PoolEntry[]; readonly add: readonly PoolEntry[] }): Promise<void>;
+  /** Whether a ClusterIP may be captured at all (inside a --service-cidr). */
+  accepts(ip: string): boolean;
+}
+
+/**
+ * firstPort: --capture-port, the first pool backend's listener port (the others follow it);
+ * families: those of --service-cidr (a listener per family); minSlots: --slots per pool backend;
+ * defaultGroup: that of a Service without annotations, always in the pool.
+ */
+export interface LocalOptions extends PoolSettings {
+  readonly capture: CaptureDriver;
+}
+
+export class LocalPool {
+  readonly #options: LocalOptions;
+  readonly #services = new Map<string, Backend>();
+  // Service port → pool backend name.
+  #claims = new Map<string, string>();
+  // The pool HAProxy should run: what it runs, grown when a group ran out.
+  #pool: PoolBackend[] = [];
+  // The kernel's map as last read or written: entryId → element.
+  readonly #kernel = new Map<string, PoolEntry>();
+  // The last listener port the capture rules were installed for; undefined: install at the next read.
+  #installedLast: number | undefined;
+  // Service ports with a claim not yet in the kernel; Service ports whose ClusterIP we refuse (reported once).
+  #waiting = 0;
+  readonly #refused = new Set<string>();
+  #dirty = true;
+
+  constructor(options: LocalOptions) {
+    this.#options = options;
+  }
+
+  setService(backend: Backend): void {
+    this.#services.set(backend.name, backend);
+    this.#dirty = true;
+  }
+
+  deleteService(name: string): void {
+    this.#dirty = this.#services.delete(name) || this.#dirty;
+  }
+
+  /** Nothing waits: no Service port change to plan, no map element to add. */
+  get settled(): boolean {
+    return !this.#dirty && this.#waiting === 0;
+  }
+
+  /** Which pool backend serves a Service port, if any (for status and tests). */
+  claimOf(service: string): string | undefined {
+    return this.#claims.get(service);
+  }
+
+  /** After a full read of HAProxy: the pool it runs, and the kernel's map, read again (rules installed when needed). */
+  async read(runningBackends: Iterable<string>): Promise<void> {
+    const running = [...runningBackends].flatMap((name) => parsePoolBackendName(name) ?? []);
+    const known = new Set(this.#pool.map((backend) => backend.name));
+    this.#pool = [...this.#pool, ...running.filter((backend) => !known.has(backend.name))].sort((a, b) => a.listenPort - b.listenPort);
+    if (this.#pool.length === 0) this.#pool = sizePool([], this.#services.values(), this.#options.defaultGroup, this.#options.firstPort);
+    let entries = await this.#options.capture.read();
+    // First read, the table gone (a cleanup, a reboot) or narrower than the pool: (re)install, keeping what fits.
+    if (entries === undefined || this.#installedLast === undefined || this.#installedLast < this.#lastPort()) {
+      await this.#install();
+      entries = await this.#options.capture.read();
+    }
+    this.#kernel.clear();
+    for (const entry of entries ?? []) this.#kernel.set(entryId(entry), entry);
+    this.#dirty = true;
+  }
+
+  /**
+   * Plans the claims; takes the elements of released or moved claims out of the kernel; returns
+   * every pool backend as the data plane should want it (unchanged ones cost nothing there).
+   */
+  async before(): Promise<{ readonly backends: readonly Backend[]; readonly unclaimed: readonly string[] }> {
+    const captured = new Map([...this.#kernel].map(([id, entry]) => [id, entry.listenPort]));
+    let plan = planClaims({ services: this.#services, pool: this.#pool, claims: this.#claims, captured });
+    if (plan.unclaimed.length > 0) {
+      this.#pool = sizePool(this.#pool, this.#services.values(), this.#options.defaultGroup, this.#options.firstPort);
+      plan = planClaims({ services: this.#services, pool: this.#pool, claims: this.#claims, captured });
+    }
+    this.#claims = plan.claims;
+    this.#dirty = false;
+    const wanted = this.#wanted();
+    const remove = [...this.#kernel.values()].filter((entry) => wanted.get(entryId(entry))?.listenPort !== entry.listenPort);
+    if (remove.length > 0) {
+      await this.#options.capture.update({ remove, add: [] });
+      for (const entry of remove) this.#kernel.delete(entryId(entry));
+    }
+    const holders = new Map([...this.#claims].map(([service, pool]) => [pool, this.#services.get(service)]));
+    const settings = { families: this.#options.families, minSlots: this.#options.minSlots };
+    return { backends: this.#pool.map((backend) => poolDesired(backend, holders.get(backend.name), settings)), unclaimed: plan.unclaimed };
+  }
+
+  /** Adds the elements of the claims whose pool backend HAProxy serves now (`serving`), widening the rules first if the pool grew. */
+  async after(serving: (poolBackend: string) => boolean): Promise<void> {
+    const wanted = this.#wanted();
+    const add: PoolEntry[] = [];
+    let waiting = 0;
+    for (const [id, entry] of wanted) {
+      if (this.#kernel.get(id)?.listenPort === entry.listenPort) continue;
+      const pool = this.#pool.find((backend) => backend.listenPort === entry.listenPort);
+      if (pool && serving(pool.name)) add.push(entry);
+      else waiting++;
+    }
+    this.#waiting = waiting;
+    if (add.length === 0) return;
+    if (this.#lastPort() > (this.#installedLast ?? 0)) await this.#install();
+    await this.#options.capture.update({ remove: [], add });
+    for (const entry of add) this.#kernel.set(entryId(entry), entry);
+  }
+
+  /** Why some Service ports cannot be captured, once each; for the log. */
+  refusals(): string[] {
+    const out: string[] = [];
+    for (const [name, service] of this.#services) {
+      const outside = service.binds.filter((bind) => !this.#options.capture.accepts(bind.address));
+      if (outside.length === 0 || this.#refused.has(name)) continue;
+      this.#refused.add(name);
+      out.push(`${service.servicePort}: ClusterIP ${outside.map((bind) => bind.address).join(", ")} is outside --service-cidr; not captured`);
+    }
+    return out;
+  }
+
+  /** The elements every claim needs, by entryId; addresses outside the Service CIDRs left out. */
+  #wanted(): Map<string, PoolEntry> {
+    const listenPorts = new Map(this.#pool.map((backend) => [backend.name, backend.listenPort]));
+    const wanted = new Map<string, PoolEntry>();
+    for (const [service, pool] of this.#claims) {
+      for (const entry of entriesOf(this.#services.get(service)!, listenPorts.get(pool)!)) {
+        if (this.#options.capture.accepts(entry.ip)) wanted.set(entryId(entry), entry);
+      }
+    }
+    return wanted;
+  }
+
+  /** The pool's highest listener port: the capture's guard covers firstPort to it. */
+  #lastPort(): number {
+    return this.#pool.reduce((last, backend) => Math.max(last, backend.listenPort), this.#options.firstPort);
+  }
+
+  async #install(): Promise<void> {
+    const last = this.#lastPort();
+    await this.#options.capture.install({ first: this.#options.firstPort, last });
+    this.#installedLast = last;
+  }
+}

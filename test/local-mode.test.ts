@@ -1,0 +1,181 @@
+// Local mode end to end, in network namespaces: the real sidecar (startSidecar) in local mode,
+// a real HAProxy from `render`'s pool configuration, the fake API server, pods behind veths, the
+// capture in the node's kernel, kube-proxy's iptables stand-in beside it (test/netns-node.ts).
+// Services come, change and go with 0 reloads; only pool exhaustion reloads, once, hitlessly.
+
+import assert from "node:assert/strict";
+import { test, type TestContext } from "node:test";
+import type { V1Service } from "@kubernetes/client-node";
+import { readCapture } from "../src/capture/index.ts";
+import { renderFromCluster } from "../src/bootstrap.ts";
+import { poolTarget } from "../src/dataplane/pool.ts";
+import { reloadCount } from "../src/haproxy/master.ts";
+import { silentLogger } from "../src/log.ts";
+import { startSidecar, type Sidecar } from "../src/sidecar.ts";
+import { startSimulatedCluster } from "../src/sim/cluster.ts";
+import { startHaproxy } from "../src/sim/haproxy.ts";
+import { makeService, makeSlice } from "../src/sim/objects.ts";
+import { fastOptions } from "../src/sim/world.ts";
+import { CLI, tempDir, waitFor } from "./helpers.ts";
+import { createLab, netnsTestOptions, type Agent } from "./netns.ts";
+import type { Outcome } from "./netns-agent.ts";
+import { SERVICE_CIDRS, STANDIN, buildNode } from "./netns-node.ts";
+
+const TOOLS = ["ip", "nft", "iptables"];
+const PODS = [{ ip: "198.18.2.2" }, { ip: "198.18.3.2" }];
+const FIRST_PORT = 15200;
+
+function service(name: string, clusterIP: string, ports: number[], patch: (s: V1Service) => void = () => {}): V1Service {
+  return makeService("default", name, ports.map((port) => ({ name: `p${port}`, port })), (s) => {
+    s.spec!.clusterIP = clusterIP;
+    s.spec!.clusterIPs = [clusterIP];
+    delete s.metadata!.labels; // local mode serves every Service, labelled or not
+    patch(s);
+  });
+}
+
+function slice(name: string, ports: number[], endpoints = PODS, patch?: Parameters<typeof makeSlice>[5]) {
+  return makeSlice("default", name, `${name}-1`, endpoints, ports.map((port) => ({ name: `p${port}`, port: 8080 })), patch);
+}
+
+async function bodies(agent: Agent, ip: string, port: number, count = 8): Promise<Set<string>> {
+  const seen = new Set<string>();
+  for (let i = 0; i < count; i++) {
+    const outcome = await agent.http(ip, port);
+    assert.equal(outcome.kind, "response", `${ip} port ${port}: ${JSON.stringify(outcome)}`);
+    seen.add((outcome as Extract<Outcome, { kind: "response" }>).body);
+  }
+  return seen;
+}
+
+/** Waits until `ip:port` answers from the client (a new Service port reaching HAProxy), or its outcome is `kind`. */
+async function until(agent: Agent, ip: string, port: number, kind: Outcome["kind"], what: string): Promise<void> {
+  await waitFor(async () => (await agent.http(ip, port, 1_000)).kind === kind, 15_000, what);
+}
+
+test("local mode: the sidecar serves ClusterIPs through the pool, Services come and go with 0 reloads", netnsTestOptions(TOOLS), async (t: TestContext) => {
+  const lab = await createLab(t, TOOLS);
+  const { node, agents } = await buildNode(lab);
+  const { client } = agents;
+  const dir = await tempDir(t, "kh-local-");
+  const cluster = await startSimulatedCluster(dir);
+  t.after(() => cluster.stop());
+  const { api } = cluster;
+  api.upsert("services", service("web", STANDIN.web.ip, [80]));
+  api.upsert("endpointslices", slice("web", [80]));
+  api.upsert("services", service("control", "198.18.128.30", [80]));
+  api.upsert("endpointslices", slice("control", [80]));
+  // DNS: UDP is skipped, TCP served; the UDP query must still reach kube-proxy's stand-in.
+  api.upsert("services", makeService("kube-system", "kube-dns", [{ name: "dns", port: 53, protocol: "UDP" }], (s) => (s.spec!.clusterIP = STANDIN.dns.ip)));
+
+  const options = fastOptions(dir, cluster.kubeconfig, 4, {
+    "proxy-mode": "local",
+    "service-cidr": SERVICE_CIDRS.join(","),
+    "capture-port": String(FIRST_PORT),
+    "hostname-override": "node-a",
+  });
+  const nft = { command: node.wrap(["nft"]) };
+  await renderFromCluster(options, silentLogger, {});
+  const haproxy = await startHaproxy({ dir, configPath: options.config, binary: await lab.wrapper(node, "haproxy", dir) });
+  t.after(() => haproxy.kill());
+  let sidecar: Sidecar = startSidecar(options, { log: silentLogger, env: {}, nft });
+  t.after(() => sidecar.stop());
+  await sidecar.started;
+  await sidecar.dataplane.whenSynced();
+  const reloads = await reloadCount(haproxy.masterSocket);
+
+  await t.test("a pod's and the node's connections to a ClusterIP reach the ready pods", async () => {
+    assert.deepEqual(await bodies(client, STANDIN.web.ip, 80), new Set(["pod1", "pod2"]));
+    assert.deepEqual(await bodies(agents.node, STANDIN.web.ip, 80), new Set(["pod1", "pod2"]));
+  });
+
+  await t.test("UDP to a ClusterIP still reaches kube-proxy's stand-in", async () => {
+    const outcome = await client.udp(STANDIN.dns.ip, STANDIN.dns.port, "q");
+    assert.equal(outcome.kind, "response", JSON.stringify(outcome));
+  });
+
+  await t.test("a Service created after start is served with 0 reloads; a port added to it too; deleted: refused", async () => {
+    assert.equal((await client.http("198.18.128.11", 80)).kind, "refused", "before: not captured, the stand-in rejects it");
+    api.upsert("services", service("late", "198.18.128.11", [80]));
+    api.upsert("endpointslices", slice("late", [80]));
+    await until(client, "198.18.128.11", 80, "response", "late served");
+    assert.deepEqual(await bodies(client, "198.18.128.11", 80), new Set(["pod1", "pod2"]));
+
+    api.upsert("services", service("late", "198.18.128.11", [80, 81]));
+    api.upsert("endpointslices", slice("late", [80, 81]));
+    await until(client, "198.18.128.11", 81, "response", "late:81 served");
+    assert.deepEqual(await bodies(client, "198.18.128.11", 81), new Set(["pod1", "pod2"]));
+    assert.equal(await reloadCount(haproxy.masterSocket), reloads, "no reload for a new Service or port");
+
+    api.remove("services", "default", "late");
+    await until(client, "198.18.128.11", 80, "refused", "late refused after delete");
+    await until(client, "198.18.128.11", 81, "refused", "late:81 refused after delete");
+    assert.equal(await reloadCount(haproxy.masterSocket), reloads, "no reload for a deleted Service");
+  });
+
+  await t.test("internalTrafficPolicy Local: only this node's endpoints; none on this node: no servers", async () => {
+    const onNodes = (nodes: string[]) => (s: Parameters<NonNullable<Parameters<typeof makeSlice>[5]>>[0]) =>
+      s.endpoints!.forEach((endpoint, i) => (endpoint.nodeName = nodes[i]));
+    api.upsert("services", service("itp", "198.18.128.12", [80], (s) => (s.spec!.internalTrafficPolicy = "Local")));
+    api.upsert("endpointslices", slice("itp", [80], PODS, onNodes(["node-a", "node-b"])));
+    await until(client, "198.18.128.12", 80, "response", "itp served");
+    assert.deepEqual(await bodies(client, "198.18.128.12", 80), new Set(["pod1"]));
+    api.upsert("endpointslices", slice("itp", [80], PODS, onNodes(["node-b", "node-c"])));
+    await waitFor(async () => (await client.http("198.18.128.12", 80, 1_000)).kind !== "response", 15_000, "itp without local endpoints");
+    assert.equal(await reloadCount(haproxy.masterSocket), reloads);
+  });
+
+  await t.test("a sidecar restart keeps every claim: same map elements, 0 reloads, still served", async () => {
+    const before = await readCapture(nft);
+    await sidecar.stop();
+    sidecar = startSidecar(options, { log: silentLogger, env: {}, nft });
+    await sidecar.started;
+    await sidecar.dataplane.whenSynced();
+    assert.deepEqual(await readCapture(nft), before);
+    assert.deepEqual(await bodies(client, STANDIN.web.ip, 80), new Set(["pod1", "pod2"]));
+    assert.equal(await reloadCount(haproxy.masterSocket), reloads);
+  });
+
+  await t.test("pool exhaustion: exactly one reload, and a Service under load meanwhile fails no request", async () => {
+    let stop = false;
+    let ok = 0;
+    const failures: string[] = [];
+    const load = (async () => {
+      while (!stop) {
+        const outcome = await client.http("198.18.128.30", 80);
+        if (outcome.kind === "response") ok++;
+        else failures.push(JSON.stringify(outcome));
+      }
+    })();
+    const count = poolTarget(3) + 2; // more than the default group's free backends
+    for (let i = 0; i < count; i++) {
+      api.upsert("services", service(`grow${i}`, `198.18.129.${i + 1}`, [80]));
+      api.upsert("endpointslices", slice(`grow${i}`, [80]));
+    }
+    for (const i of [0, count - 1]) await until(client, `198.18.129.${i + 1}`, 80, "response", `grow${i} served`);
+    await sidecar.dataplane.whenSynced();
+    for (let i = 0; i < count; i++) assert.deepEqual(await bodies(client, `198.18.129.${i + 1}`, 80, 2), new Set(["pod1", "pod2"]), `grow${i}`);
+    stop = true;
+    await load;
+    assert.equal(await reloadCount(haproxy.masterSocket), reloads + 1);
+    assert.deepEqual(failures, []);
+    assert.ok(ok > 0);
+  });
+
+  await t.test("capture twice leaves one set of rules and keeps the elements; cleanup leaves nothing", async () => {
+    await sidecar.stop();
+    const list = () => node.exec(["nft", "list", "ruleset"]);
+    const flags = ["--service-cidr", SERVICE_CIDRS.join(","), "--capture-port", String(FIRST_PORT)];
+    const elements = await readCapture(nft);
+    await node.exec([process.execPath, CLI, "capture", ...flags]);
+    const once = await list();
+    await node.exec([process.execPath, CLI, "capture", ...flags]);
+    assert.equal(await list(), once);
+    assert.equal(once.match(/table inet kube-haproxy/g)?.length, 1);
+    assert.deepEqual(await readCapture(nft), elements);
+    assert.deepEqual(await bodies(client, STANDIN.web.ip, 80, 2), new Set(["pod1", "pod2"]));
+    await node.exec([process.execPath, CLI, "cleanup"]);
+    assert.doesNotMatch(await list(), /kube-haproxy/);
+    assert.equal(await readCapture(nft), undefined);
+  });
+});
