@@ -29,6 +29,7 @@ export function renderOptions(options: Options): RenderOptions {
   return {
     runtimeSocket: options.socket,
     connectRetries: options.connectRetries,
+    nbthread: options.nbthread,
     stats: stats && "host" in stats ? { bind: { address: stats.host, port: stats.port }, user: options.user, passwd: options.passwd } : undefined,
   };
 }
