@@ -85,7 +85,7 @@ export const FLAGS = {
   },
   slots: { description: "Least number of server slots per Service port", default: "8" },
   // Measured (README, Sizing): HAProxy 2.6 keeps ~0.9 KB per server slot per thread.
-  nbthread: { description: "HAProxy worker threads, 1-64, or auto (HAProxy's default: one per core); each thread costs memory per slot", default: "4" },
+  nbthread: { description: "HAProxy worker threads, 1-64 (at most the CPUs this node gives), or auto (HAProxy's default: one per core); each thread costs memory per slot", default: "4" },
   algorithm: { description: "Default balance algorithm", default: "roundrobin" },
   "health-check": {
     description: "Active health checks of every Service port's endpoints: false, true (every 500ms) or an interval (100ms-60s); the annotation kube-haproxy.io/health-check overrides it",

@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { renderOptions } from "../src/compose.ts";
 import { isKubeHaproxyError } from "../src/errors.ts";
 import { HOSTILE_CREDENTIALS } from "./helpers.ts";
 import { envName, flagsOf, parseDuration, redacted, resolveOptions } from "../src/options.ts";
@@ -62,6 +63,10 @@ test("nbthread: 4 by default (memory per slot grows with threads), a number or a
   assert.equal(resolveOptions({ nbthread: "1" }).nbthread, 1);
   assert.equal(resolveOptions({}, { KUBE_HAPROXY_NBTHREAD: "64" }).nbthread, 64);
   assert.equal(resolveOptions({ nbthread: "auto" }).nbthread, undefined);
+  // Rendered at most as many as the CPUs the node gives.
+  assert.equal(renderOptions(resolveOptions({}), 2).nbthread, 2);
+  assert.equal(renderOptions(resolveOptions({}), 64).nbthread, 4);
+  assert.equal(renderOptions(resolveOptions({ nbthread: "auto" }), 2).nbthread, undefined);
 });
 
 test("failover: connect retries 3 and no health checks by default; the flags change both", () => {
