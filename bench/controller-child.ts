@@ -12,8 +12,11 @@
 //          `expect <backend> <ip>` from stdin, answers {"armed":true}, and measures CPU and wall
 //          time until the engine applied <ip> ready in <backend> and is synced; prints the
 //          result line and exits.
+//          With KUBE_HAPROXY_BENCH_CPU_PROFILE=<file>, the changes (armed → applied) are CPU
+//          profiled through node:inspector and written there (.cpuprofile; bench/PROFILE.md).
 
 import { writeFile } from "node:fs/promises";
+import { Session } from "node:inspector/promises";
 import { createInterface } from "node:readline";
 import { clusterWatch, renderOptions, translateOptions } from "../src/compose.ts";
 import { layoutBackend } from "../src/dataplane/planner.ts";
@@ -79,6 +82,7 @@ async function sidecar(args: ChildArgs): Promise<void> {
     lines.close();
     const [, backend, ip] = line.split(" ") as [string, string, string];
     const done = nextApplied(car, backend, () => appliedIps(car, backend, "ready").includes(ip), 300_000);
+    const profile = await startProfile(process.env.KUBE_HAPROXY_BENCH_CPU_PROFILE);
     const c0 = process.cpuUsage();
     const w0 = performance.now();
     say({ armed: true });
@@ -86,10 +90,26 @@ async function sidecar(args: ChildArgs): Promise<void> {
     await car.dataplane.whenSynced();
     const wallMs = performance.now() - w0;
     const cpu = cpuMs(c0);
+    await profile?.();
     say({ wallMs, cpuMs: cpu, ...memory(), ...retained() });
   } finally {
     await car.stop();
   }
+}
+
+/** Starts the V8 CPU profiler; the returned function stops it and writes the profile to `file`. */
+async function startProfile(file: string | undefined): Promise<(() => Promise<void>) | undefined> {
+  if (!file) return undefined;
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.setSamplingInterval", { interval: 100 });
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  return async () => {
+    const { profile } = await session.post("Profiler.stop");
+    await writeFile(file, JSON.stringify(profile));
+    session.disconnect();
+  };
 }
 
 const args = JSON.parse(process.argv[2] ?? "{}") as ChildArgs;

@@ -13,13 +13,10 @@
 // for both clients. Before its turn the engine re-reads HAProxy (`requestFullSync`, untimed), as
 // the raw turn changed HAProxy behind its back; that costs no command, everything is in maint.
 
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { setServerAddr, setServerState, showServersState } from "../src/haproxy/commands.ts";
-import { masterCommand, parseShowProc } from "../src/haproxy/master.ts";
 import { slotName } from "../src/haproxy/names.ts";
 import { renderConfig } from "../src/haproxy/render.ts";
 import { RuntimeClient } from "../src/haproxy/runtime-client.ts";
@@ -28,6 +25,7 @@ import { silentLogger } from "../src/log.ts";
 import { endpointKey, type Backend, type Endpoint } from "../src/model.ts";
 import { runtimeSocketIn, startHaproxy, type HaproxyProcess } from "../src/sim/haproxy.ts";
 import { Dataplane } from "../src/dataplane/dataplane.ts";
+import { haproxyRss } from "./lib/haproxy-rss.ts";
 import { rawCommand, rawSocketRun } from "./lib/raw-socket.ts";
 import type { Scenario, ScenarioContext, ScenarioResult } from "./lib/report.ts";
 import { formatMs, median } from "./lib/stats.ts";
@@ -244,24 +242,6 @@ async function verify(address: string, models: readonly Backend[], wanted: reado
 function templateSlot(server: string): number | undefined {
   const match = /^s([1-9]\d*)$/.exec(server);
   return match ? Number(match[1]) : undefined;
-}
-
-/** Resident memory of the master and the current worker, in MB (from /proc; 0 when unreadable). */
-async function haproxyRss(haproxy: HaproxyProcess): Promise<{ masterRssMb: number; workerRssMb: number }> {
-  const rss = (pid: number | undefined): number => {
-    try {
-      return Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024);
-    } catch {
-      return 0;
-    }
-  };
-  // The master CLI may still refuse connections just after the runtime socket opened.
-  let procs = "";
-  for (let attempt = 0; !procs && attempt < 250; attempt++) {
-    procs = await masterCommand(haproxy.masterSocket, "show proc").catch(() => sleep(20).then(() => ""));
-  }
-  const worker = parseShowProc(procs).find((p) => p.role === "worker" && p.reloads === 0);
-  return { masterRssMb: rss(haproxy.pid), workerRssMb: rss(worker?.pid) };
 }
 
 // ---- the scenario for run.ts ----

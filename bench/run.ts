@@ -18,11 +18,12 @@ import { churnScenario } from "./churn.ts";
 import { controllerCostScenario } from "./controller-cost.ts";
 import { reloadVsRuntimeScenario } from "./reload-vs-runtime.ts";
 import { failoverScenario } from "./failover.ts";
+import { haproxyMemoryScenario } from "./haproxy-memory.ts";
 import { markdownSection, type Scenario, type ScenarioResult } from "./lib/report.ts";
 import { formatMs } from "./lib/stats.ts";
 import { haproxyVersion } from "../src/sim/haproxy.ts";
 
-const SCENARIOS: readonly Scenario[] = [engineScenario, latencyScenario, reloadVsRuntimeScenario, churnScenario, controllerCostScenario, failoverScenario];
+const SCENARIOS: readonly Scenario[] = [engineScenario, latencyScenario, reloadVsRuntimeScenario, churnScenario, controllerCostScenario, failoverScenario, haproxyMemoryScenario];
 
 const here = dirname(fileURLToPath(import.meta.url));
 

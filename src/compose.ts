@@ -1,6 +1,7 @@
 // Options → each part's settings, in one place, for the commands that wire the parts (run,
 // render): the watch, the translation and the rendered configuration's global settings.
 
+import { availableParallelism } from "node:os";
 import { parseSocketAddress } from "./haproxy/address.ts";
 import { ALGORITHMS } from "./haproxy/algorithms.ts";
 import type { RenderOptions } from "./haproxy/render.ts";
@@ -24,12 +25,14 @@ export function translateOptions(options: Options): TranslateOptions {
   };
 }
 
-export function renderOptions(options: Options): RenderOptions {
+export function renderOptions(options: Options, cpus: number = availableParallelism()): RenderOptions {
   // Validated as host:port by options.ts; empty means no stats frontend.
   const stats = options.statsBindAddress === "" ? undefined : parseSocketAddress(options.statsBindAddress);
   return {
     runtimeSocket: options.socket,
     connectRetries: options.connectRetries,
+    // More threads than CPUs only compete for them (HAProxy 3.x warns at every start).
+    nbthread: options.nbthread === undefined ? undefined : Math.min(options.nbthread, cpus),
     stats: stats && "host" in stats ? { bind: { address: stats.host, port: stats.port }, user: options.user, passwd: options.passwd } : undefined,
   };
 }

@@ -8,7 +8,7 @@ import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { KubeHaproxyError } from "./errors.ts";
 import { parseSocketAddress } from "./haproxy/address.ts";
-import { checkCredential, MAX_CONNECT_RETRIES } from "./haproxy/render.ts";
+import { checkCredential, MAX_CONNECT_RETRIES, MAX_NBTHREAD } from "./haproxy/render.ts";
 import { ALGORITHMS } from "./haproxy/algorithms.ts";
 import { parseHealthCheck, type HealthCheck, type ProxyMode } from "./model.ts";
 import type { LogFormat, LogLevel } from "./log.ts";
@@ -26,6 +26,8 @@ export interface Options {
   readonly config: string;
   readonly takeOver: boolean;
   readonly slots: number;
+  /** HAProxy's `nbthread`; undefined: HAProxy's own default (one thread per core). */
+  readonly nbthread: number | undefined;
   readonly algorithm: string;
   /** Health checks of Service ports without the annotation; undefined: none. */
   readonly healthCheck: HealthCheck | undefined;
@@ -88,7 +90,9 @@ export const FLAGS = {
     boolean: true,
     commands: ["run"],
   },
-  slots: { description: "Least number of server slots per Service port", default: "16" },
+  slots: { description: "Least number of server slots per Service port", default: "8" },
+  // Measured (README, Sizing): HAProxy 2.6 keeps ~0.9 KB per server slot per thread.
+  nbthread: { description: "HAProxy worker threads, 1-64 (at most the CPUs this node gives), or auto (HAProxy's default: one per core); each thread costs memory per slot", default: "4" },
   algorithm: { description: "Default balance algorithm", default: "roundrobin" },
   "health-check": {
     description: "Active health checks of every Service port's endpoints: false, true (every 500ms) or an interval (100ms-60s); the annotation kube-haproxy.io/health-check overrides it",
@@ -308,6 +312,7 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}, com
     config: notEmpty("config"),
     takeOver: boolean("take-over"),
     slots: integer("slots", 1, 10_000),
+    nbthread: text("nbthread") === "auto" ? undefined : integer("nbthread", 1, MAX_NBTHREAD),
     algorithm,
     healthCheck: healthCheck === false ? undefined : healthCheck,
     connectRetries: integer("connect-retries", 0, MAX_CONNECT_RETRIES),

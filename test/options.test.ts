@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { renderOptions } from "../src/compose.ts";
 import { isKubeHaproxyError } from "../src/errors.ts";
 import { HOSTILE_CREDENTIALS } from "./helpers.ts";
 import { envName, flagsOf, parseDuration, redacted, resolveOptions } from "../src/options.ts";
@@ -15,7 +16,7 @@ test("durations, Go-style", () => {
 test("defaults, then environment, then flags", () => {
   const defaults = resolveOptions({});
   assert.equal(defaults.proxyMode, "onlyfetch");
-  assert.equal(defaults.slots, 16);
+  assert.equal(defaults.slots, 8);
   assert.equal(defaults.socket, "/var/run/haproxy/runtime.sock");
   assert.equal(defaults.configSyncPeriodMs, 60_000);
   assert.equal(envName("min-sync-period"), "KUBE_HAPROXY_MIN_SYNC_PERIOD");
@@ -44,6 +45,9 @@ test("bad values name their flag", () => {
     [{ "health-check": "50ms" }, "--health-check"],
     [{ "connect-retries": "-1" }, "--connect-retries"],
     [{ "connect-retries": "21" }, "--connect-retries"],
+    [{ nbthread: "0" }, "--nbthread"],
+    [{ nbthread: "65" }, "--nbthread"],
+    [{ nbthread: "max" }, "--nbthread"],
   ];
   for (const [flags, name] of cases) {
     assert.throws(
@@ -52,6 +56,17 @@ test("bad values name their flag", () => {
       JSON.stringify(flags),
     );
   }
+});
+
+test("nbthread: 4 by default (memory per slot grows with threads), a number or auto (HAProxy's own default)", () => {
+  assert.equal(resolveOptions({}).nbthread, 4);
+  assert.equal(resolveOptions({ nbthread: "1" }).nbthread, 1);
+  assert.equal(resolveOptions({}, { KUBE_HAPROXY_NBTHREAD: "64" }).nbthread, 64);
+  assert.equal(resolveOptions({ nbthread: "auto" }).nbthread, undefined);
+  // Rendered at most as many as the CPUs the node gives.
+  assert.equal(renderOptions(resolveOptions({}), 2).nbthread, 2);
+  assert.equal(renderOptions(resolveOptions({}), 64).nbthread, 4);
+  assert.equal(renderOptions(resolveOptions({ nbthread: "auto" }), 2).nbthread, undefined);
 });
 
 test("failover: connect retries 3 and no health checks by default; the flags change both", () => {
@@ -147,7 +162,7 @@ test("a command reads only its own flags from the environment", () => {
   assert.equal(resolveOptions({}, { ...env, KUBE_HAPROXY_SLOTS: "8" }, "render").configSyncPeriodMs, 60_000);
   const status = resolveOptions({}, env, "status");
   assert.equal(status.socket, "127.0.0.1:9000");
-  assert.equal(status.slots, 16);
+  assert.equal(status.slots, 8);
   assert.deepEqual(flagsOf("status"), ["socket"]);
   assert.ok(flagsOf("render").includes("timeout") && !flagsOf("render").includes("master-socket"));
   assert.ok(flagsOf("run").includes("take-over") && !flagsOf("run").includes("timeout"));

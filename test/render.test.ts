@@ -169,6 +169,16 @@ test("connect retries: 0 fails a connection at once; whole numbers up to 20, not
   }
 });
 
+test("nbthread: rendered in global when set, left to HAProxy (one per core) when not; part of the structure", () => {
+  assert.match(renderConfig([db], { runtimeSocket: "/tmp/x.sock", nbthread: 4 }), /^global\n(?: {2}\S.*\n)* {2}nbthread 4$/m);
+  assert.doesNotMatch(renderConfig([db], { runtimeSocket: "/tmp/x.sock" }), /nbthread/);
+  for (const nbthread of [0, 65, 1.5, Number.NaN]) {
+    assert.throws(() => renderConfig([db], { runtimeSocket: "/tmp/x.sock", nbthread }), (error) => isKubeHaproxyError(error, "E_BAD_OPTION"), String(nbthread));
+  }
+  const threads = (nbthread: number | undefined): string => structureHash([db.backend], { runtimeSocket: "/tmp/x.sock", nbthread });
+  assert.notEqual(threads(1), threads(4), "a reload applies a new thread count");
+});
+
 test("a Service port without binds is a plain backend, valid and silent", async (t) => {
   const text = renderConfig([{ ...web, backend: { ...web.backend, binds: [] } }], { runtimeSocket: "/tmp/x.sock" });
   assert.match(text, /^backend default:web:http$/m);

@@ -47,12 +47,17 @@ describe("assignSlots", () => {
   });
 });
 
-test("slotCapacity: at least minSlots, a quarter of headroom, powers of two", () => {
+test("slotCapacity: at least minSlots, a quarter of headroom, multiples of 8", () => {
   assert.equal(slotCapacity(0, 16), 16);
   assert.equal(slotCapacity(12, 16), 16);
-  assert.equal(slotCapacity(13, 16), 32);
+  assert.equal(slotCapacity(13, 16), 24);
   assert.equal(slotCapacity(100, 16), 128);
-  assert.equal(slotCapacity(3, 1), 4);
+  assert.equal(slotCapacity(101, 16), 128);
+  assert.equal(slotCapacity(1_000, 8), 1_256);
+  assert.equal(slotCapacity(3, 1), 8);
+  assert.equal(slotCapacity(0, 8), 8);
+  assert.equal(slotCapacity(3, 4), 4, "the least asked for, when it holds the headroom");
+  assert.equal(slotCapacity(4, 4), 8);
 });
 
 describe("planBackend", () => {

@@ -48,15 +48,17 @@ export function assignSlots(previous: SlotAssignment, wanted: readonly string[],
 
 /**
  * How many template slots a backend gets when a configuration is rendered: at least
- * `minSlots`, and room for a quarter more endpoints than it has now, rounded up to a power of
- * two so that repeated renders do not creep.
+ * `minSlots`, and room for a quarter more endpoints than it has now, rounded up to a multiple
+ * of SLOT_CHUNK so that a count wobbling by a few endpoints renders the same size. Not a power
+ * of two any more: that wasted up to half of each large backend (~6-10 KB a slot, README
+ * "Sizing"), and a backend that outgrows its slots takes dynamic servers without a reload.
  */
 export function slotCapacity(endpoints: number, minSlots: number): number {
-  const needed = Math.ceil(endpoints * 1.25);
-  let capacity = 1;
-  while (capacity < needed) capacity *= 2;
-  return Math.max(minSlots, capacity);
+  const needed = Math.ceil((endpoints * 5) / 4);
+  return needed <= minSlots ? minSlots : Math.ceil(needed / SLOT_CHUNK) * SLOT_CHUNK;
 }
+
+const SLOT_CHUNK = 8;
 
 /** Slot numbers 1…n. */
 export function slotRange(n: number): number[] {

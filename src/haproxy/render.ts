@@ -25,6 +25,8 @@ export interface RenderOptions {
   readonly runtimeIdleTimeout?: string;
   /** A connection that fails to connect is retried this often, each time on another endpoint. @default 3 */
   readonly connectRetries?: number;
+  /** HAProxy's worker threads; undefined: HAProxy's default, one per core. */
+  readonly nbthread?: number;
 }
 
 /** A backend as rendered: its slot count and the endpoints already placed in slots. */
@@ -61,6 +63,7 @@ export function renderPreamble(backends: readonly RenderedBackend[], options: Re
     `  setenv ${STRUCTURE_ENV} ${structureHash(backends.map((rendered) => rendered.backend), options)}`,
     `  stats socket ${socketAddress(options.runtimeSocket)} mode 660 level admin expose-fd listeners`,
     `  stats timeout ${options.runtimeIdleTimeout ?? "24h"}`,
+    ...threadLines(options.nbthread),
     // HAProxy's own events (server state changes, a proxy without servers, alerts) on stdout,
     // where `kubectl logs` finds them; `notice` leaves out the per-connection traffic logs.
     "  log stdout format raw local0 notice",
@@ -178,6 +181,21 @@ function failoverLines(retries: number): string[] {
 }
 
 export const MAX_CONNECT_RETRIES = 20;
+
+/**
+ * Every thread keeps its own state per server: on 2.6 ~0.9 KB per slot per thread, so HAProxy's
+ * default of one thread per core costs a 64-core node ~60 KB per slot (README, Sizing).
+ * 64 is 2.6's most threads without thread groups.
+ */
+function threadLines(nbthread: number | undefined): string[] {
+  if (nbthread === undefined) return [];
+  if (!Number.isInteger(nbthread) || nbthread < 1 || nbthread > MAX_NBTHREAD) {
+    throw new KubeHaproxyError("E_BAD_OPTION", `nbthread must be a whole number from 1 to ${MAX_NBTHREAD}, not ${JSON.stringify(nbthread)}`);
+  }
+  return [`  nbthread ${nbthread}`];
+}
+
+export const MAX_NBTHREAD = 64;
 
 function socketAddress(address: string): string {
   const parsed = parseSocketAddress(address);
