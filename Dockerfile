@@ -22,6 +22,10 @@ FROM haproxy:${HAPROXY_VERSION}
 USER root
 # Node's one binary (glibc, libstdc++: both in the Debian base of the haproxy image); npm stays out.
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
+# nft for local mode's capture (the sidecar, `capture`, `cleanup`); unused in onlyfetch.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nftables \
+ && rm -rf /var/lib/apt/lists/*
 # A fixed numeric non-root user, so that runAsNonRoot can be verified and the uid/gid match
 # deploy/daemonset.yaml (gid 10001 is the group that shares HAProxy's sockets).
 RUN groupadd --system --gid 10001 kube-haproxy \
