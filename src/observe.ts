@@ -97,6 +97,10 @@ export function observe({ client, dataplane, proxier, watch, metrics, log, wallN
     metrics.endpoints.set({ state: "ready" }, counts.ready);
     metrics.endpoints.set({ state: "drain" }, counts.drain);
   });
+  watch.on("handlerError", (resource, key, error) => {
+    log.error(`handling a ${resource} event of ${key} failed (a bug: this change may be missing from HAProxy): ${(error as Error)?.stack ?? String(error)}`);
+    metrics.skipped.inc({ reason: "internal-error" });
+  });
   watch.on("restart", (resource, reason) => {
     metrics.watchRestarts.inc({ resource });
     log.warn(`restarted the ${resource} watch (${reason})`);

@@ -137,3 +137,17 @@ test("a failed list is a KubeHaproxyError with the HTTP status (issue 9, bug 9)"
   cluster.api.failNext(1, 503);
   await assert.rejects(listAll(kubeConfig, "/api/v1/services"), (error) => isKubeHaproxyError(error, "E_API_REQUEST") && error.status === 503);
 });
+
+test("a handler that throws is reported, not swallowed by client-node, and the watch goes on", async (t) => {
+  const { cluster, watch, seen } = await setup(t, 0);
+  const errors: string[] = [];
+  watch.on("handlerError", (resource, key, error) => errors.push(`${resource} ${key}: ${(error as Error).message}`));
+  watch.on("service", (_type, service) => {
+    if (service.metadata!.name === "poison") throw new Error("boom");
+  });
+  await watch.start();
+  cluster.api.upsert("services", makeService("default", "poison", [{ port: 80 }]));
+  cluster.api.upsert("services", makeService("default", "after", [{ port: 80 }]));
+  await waitFor(() => seen.includes("add:after"), 10_000, "the next event");
+  assert.deepEqual(errors, ["services default/poison: boom"]);
+});

@@ -46,6 +46,8 @@ type Events = {
   endpointslice: [type: WatchEventType, slice: V1EndpointSlice];
   /** A watch was restarted by us (after an error, or a stall). */
   restart: [resource: Resource, reason: string];
+  /** Handling an event threw (a bug downstream): client-node would drop it silently. */
+  handlerError: [resource: Resource, key: string, error: unknown];
 };
 
 /** Both informers, restarted when they fail; `start()` resolves once both lists have arrived. */
@@ -70,6 +72,7 @@ export class ClusterWatch extends EventEmitter<Events> {
       list: () => listAll<V1Service>(kubeConfig, servicesPath, labelSelector),
       emit: (type, obj) => this.emit("service", type, obj),
       restarted: (reason) => this.emit("restart", "services", reason),
+      handlerFailed: (key, error) => this.emit("handlerError", "services", key, error),
     });
     this.#slices = new ResourceWatch<V1EndpointSlice>({
       ...common,
@@ -78,6 +81,7 @@ export class ClusterWatch extends EventEmitter<Events> {
       list: () => listAll<V1EndpointSlice>(kubeConfig, slicesPath),
       emit: (type, obj) => this.emit("endpointslice", type, obj),
       restarted: (reason) => this.emit("restart", "endpointslices", reason),
+      handlerFailed: (key, error) => this.emit("handlerError", "endpointslices", key, error),
     });
   }
 
@@ -109,6 +113,7 @@ interface ResourceWatchOptions<T extends KubernetesObject> {
   readonly list: () => Promise<ListResult<T>>;
   readonly emit: (type: WatchEventType, obj: T) => void;
   readonly restarted: (reason: string) => void;
+  readonly handlerFailed: (key: string, error: unknown) => void;
   readonly stallTimeoutMs?: number;
   readonly restartMinMs?: number;
   readonly restartMaxMs?: number;
@@ -168,7 +173,12 @@ class ResourceWatch<T extends KubernetesObject> {
     for (const type of ["add", "update", "delete"] as const) {
       this.#informer.on(type, (obj) => {
         this.#touch();
-        options.emit(type, obj);
+        // client-node's watch catches and ignores what a handler throws: say it instead.
+        try {
+          options.emit(type, obj);
+        } catch (error) {
+          options.handlerFailed(`${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`, error);
+        }
       });
     }
     this.#informer.on("connect", () => this.#touch());
