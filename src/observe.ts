@@ -91,6 +91,10 @@ export function observe({ client, dataplane, proxier, watch, metrics, log, wallN
   dataplane.on("reloaded", (_reason, _ms, kind) => metrics.reloads.inc({ reason: kind }));
   dataplane.on("reloadRefused", () => metrics.reloads.inc({ reason: "rejected" }));
   dataplane.on("reloadFailed", () => metrics.reloads.inc({ reason: "failed" }));
+  dataplane.on("unbindable", (_backend, servicePort, why) => {
+    log.error(`${servicePort}: left out of HAProxy's configuration, its address cannot be bound on this node: ${why}; tried again at the next change or resync`);
+    metrics.skipped.inc({ reason: "bind-failed" });
+  });
   proxier.on("skipped", (skip) => metrics.skipped.inc({ reason: skip.reason }));
   proxier.on("counts", (counts) => {
     metrics.services.set(counts.services);

@@ -6,6 +6,7 @@
 
 import { clusterWatch, renderOptions, translateOptions } from "./compose.ts";
 import { Dataplane } from "./dataplane/dataplane.ts";
+import { probeBind, type BindProbe } from "./dataplane/bind-check.ts";
 import { MasterReloader } from "./dataplane/reload.ts";
 import type { NftOptions } from "./capture/index.ts";
 import { parseSocketAddress } from "./haproxy/address.ts";
@@ -40,6 +41,8 @@ export interface SidecarDeps {
   readonly metrics?: Metrics;
   /** Local mode: how to run nft (tests run it inside a network namespace). @default ["nft"] */
   readonly nft?: NftOptions;
+  /** The reload's pre-flight bind check (tests inject one that cannot see a conflict). @default probeBind */
+  readonly bindProbe?: BindProbe;
 }
 
 /**
@@ -63,6 +66,7 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
       reloader: new MasterReloader({ configPath: options.config, masterSocket: options.masterSocket, haproxyBinary: options.haproxyBinary }),
       render: renderOptions(options),
       minReloadPeriodMs: options.minReloadPeriodMs,
+      probe: deps.bindProbe ?? probeBind,
       ...(options.proxyMode === "local" ? { renderer: renderPoolConfig } : {}),
     },
     ...(options.proxyMode === "local" ? { local: localOptions(options, deps.nft) } : {}),

@@ -4,6 +4,9 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { probeBind, type BindProbe } from "../src/dataplane/bind-check.ts";
 import { Dataplane } from "../src/dataplane/dataplane.ts";
 import type { FlushReport } from "../src/dataplane/options.ts";
 import { layoutBackend } from "../src/dataplane/planner.ts";
@@ -18,7 +21,7 @@ const RENDER: RenderOptions = { runtimeSocket: "/tmp/x.sock" };
 const web = makeBackend("default:web:80", [], { servicePort: "default/web:80", minSlots: 4, binds: [{ address: "127.0.0.1", port: 8080 }] });
 const api = makeBackend("default:api:80", [], { servicePort: "default/api:80", minSlots: 4, binds: [{ address: "127.0.0.1", port: 8081 }] });
 
-function setup(options: { backends?: Backend[]; reload?: boolean; start?: boolean } = {}) {
+function setup(options: { backends?: Backend[]; reload?: boolean; start?: boolean; probe?: BindProbe } = {}) {
   const backends = options.backends ?? [web, api];
   const clock = new FakeClock();
   const transport = new FakeTransport(renderConfig(backends.map((b) => layoutBackend(b)), RENDER));
@@ -31,7 +34,7 @@ function setup(options: { backends?: Backend[]; reload?: boolean; start?: boolea
     retryMinMs: 100,
     retryMaxMs: 1_000,
     deleteRetryMs: 2_000,
-    reload: options.reload === false ? undefined : { reloader, render: RENDER, minReloadPeriodMs: 0 },
+    reload: options.reload === false ? undefined : { reloader, render: RENDER, minReloadPeriodMs: 0, ...(options.probe ? { probe: options.probe } : {}) },
   });
   const reports: FlushReport[] = [];
   const failed: string[] = [];
@@ -267,4 +270,85 @@ test("latency samples: none for trigger times before the start, one per change, 
     await clock.advance(60_000);
   }
   assert.deepEqual(samples, [5]);
+});
+
+test("a Service port whose bind the node refuses is left out before the reload, once per occurrence, no reload loop; back at the resync after it is freed (issue 13, item 2)", async () => {
+  const taken = new Set(["127.0.0.1:9090"]);
+  const probed: string[] = [];
+  const probe: BindProbe = async (bind) => {
+    probed.push(`${bind.address}:${bind.port}`);
+    return taken.has(`${bind.address}:${bind.port}`) ? "EADDRINUSE" : undefined;
+  };
+  const { clock, reloader, dataplane } = setup({ probe });
+  const left: string[] = [];
+  dataplane.on("unbindable", (backend, servicePort, why) => left.push(`${backend} ${servicePort} ${why}`));
+  dataplane.beginSync();
+  await clock.advance(0);
+  assert.equal(probed.length, 0, "the running worker's binds are never probed");
+  const blocked = makeBackend("default:blocked:90", endpoints("10.0.0.9"), { servicePort: "default/blocked:90", binds: [{ address: "127.0.0.1", port: 9090 }] });
+  dataplane.setBackend(blocked);
+  await clock.advance(0);
+  assert.deepEqual(left, ["default:blocked:90 default/blocked:90 127.0.0.1:9090 (EADDRINUSE)"]);
+  assert.equal(reloader.configs.length, 0, "no reload for it");
+  assert.equal(dataplane.health().pendingMs, 0, "not a change that waits");
+  let synced = false;
+  void dataplane.whenSynced().then(() => (synced = true));
+  await clock.advance(0);
+  assert.ok(synced, "whenSynced does not wait for it");
+  // Another Service port meanwhile: its reload goes through, without the left-out one.
+  dataplane.setBackend(makeBackend("default:shop:80", [], { servicePort: "default/shop:80", binds: [{ address: "127.0.0.1", port: 8082 }] }));
+  await clock.advance(0);
+  assert.equal(reloader.configs.length, 1);
+  assert.match(reloader.configs[0]!, /default:shop:80/);
+  assert.doesNotMatch(reloader.configs[0]!, /default:blocked:90/);
+  // Resyncs probe it again, report nothing new, reload nothing.
+  const probesBefore = probed.length;
+  await clock.advance(180_000);
+  assert.ok(probed.filter((bind) => bind === "127.0.0.1:9090").length >= 3 && probed.length > probesBefore, "probed again at each resync");
+  assert.equal(probed.filter((bind) => bind === "127.0.0.1:8082").length, 1, "probed before its reload, never once the new worker holds it");
+  assert.equal(left.length, 1, "reported once");
+  assert.equal(reloader.configs.length, 1, "no reload loop");
+  // Freed: the next resync brings it.
+  taken.clear();
+  await clock.advance(60_000);
+  assert.equal(reloader.configs.length, 2);
+  assert.match(reloader.configs[1]!, /default:blocked:90/);
+  assert.equal(left.length, 1);
+});
+
+test("2.8+: a reload refused because HAProxy could not bind a proxy leaves that Service port out; the rest reloads (issue 13, item 2)", async () => {
+  const { clock, reloader, dataplane } = setup({ probe: async () => undefined });
+  const left: string[] = [];
+  dataplane.on("unbindable", (backend) => left.push(backend));
+  dataplane.beginSync();
+  await clock.advance(0);
+  reloader.failWith = new KubeHaproxyError("E_RELOAD_FAILED", "the new HAProxy worker failed to start; the old one keeps running. HAProxy said: [ALERT]    (1) : Binding [x.cfg:9] for proxy default:late:90: protocol tcpv4: cannot bind socket (Address already in use) for [127.0.0.1:9091]");
+  dataplane.setBackend(makeBackend("default:late:90", [], { servicePort: "default/late:90", binds: [{ address: "127.0.0.1", port: 9091 }] }));
+  await clock.advance(0);
+  assert.equal(reloader.configs.length, 1);
+  assert.deepEqual(left, ["default:late:90"]);
+  reloader.failWith = undefined;
+  dataplane.setBackend(makeBackend("default:shop:80", [], { servicePort: "default/shop:80", binds: [{ address: "127.0.0.1", port: 8082 }] }));
+  await clock.advance(0);
+  assert.equal(reloader.configs.length, 2, "the other Service port's reload");
+  assert.doesNotMatch(reloader.configs[1]!, /default:late:90/);
+  // HAProxy's word holds over our probe until the structure changes: no retry at each resync.
+  await clock.advance(180_000);
+  assert.equal(reloader.configs.length, 2);
+  assert.equal(dataplane.health().pendingMs, 0);
+});
+
+test("the real probe: a port held by another socket and an address not on the node cannot be bound; a free one can", async () => {
+  const holder = createServer().listen(0, "127.0.0.1");
+  await once(holder, "listening");
+  try {
+    const { port } = holder.address() as { port: number };
+    assert.equal(await probeBind({ address: "127.0.0.1", port }), "EADDRINUSE");
+    assert.equal(await probeBind({ address: "198.51.100.1", port }), "EADDRNOTAVAIL");
+    await new Promise<void>((resolve) => holder.close(() => resolve()));
+    assert.equal(await probeBind({ address: "127.0.0.1", port }), undefined);
+    assert.equal(await probeBind({ address: "127.0.0.1", port }), undefined, "closed at once: free again");
+  } finally {
+    holder.close();
+  }
 });

@@ -10,15 +10,17 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { renderFromCluster } from "../src/bootstrap.ts";
-import { reloadCount } from "../src/haproxy/master.ts";
+import { masterCommand, parseShowProc, reloadCount } from "../src/haproxy/master.ts";
 import { haproxyBinary, haproxyVersion } from "../src/sim/haproxy.ts";
-import { silentLogger } from "../src/log.ts";
+import { interceptLogger, silentLogger } from "../src/log.ts";
 import { startSidecar } from "../src/sidecar.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
 import { freePort, get, startPods } from "../src/sim/pods.ts";
 import { startLoad } from "../src/sim/load.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 import { haproxyServers, world } from "./world.ts";
+
+const processes = async (masterSocket: string) => parseShowProc(await masterCommand(masterSocket, "show proc"));
 
 for (const mode of ["tcp", "http"] as const) {
   test(`20 structural reloads under load in ${mode} mode: no failed request, no failed command, HAProxy's state equal after each`, async (t) => {
@@ -114,8 +116,9 @@ test("the reload is decided from the running worker, not the file: a file writte
   assert.equal(await get(`http://127.0.0.1:${port}/`), w.pods[0]!.ip);
 });
 
-test("a new Service whose port is taken on the node: seen from the master, the running file kept, not retried (issue 13, item 2, in part)", async (t) => {
-  const w = await world(t, "tcp");
+test("a new Service whose port is taken on the node, which the pre-flight cannot see: seen from the master, the running file kept, not retried (issue 13, item 2)", async (t) => {
+  // A probe that says free: as if the conflict were invisible from the sidecar, the reload itself fails.
+  const w = await world(t, "tcp", {}, { bindProbe: async () => undefined });
   const port = await freePort();
   const blocker = createServer().listen(port, "127.0.0.1");
   t.after(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
@@ -129,7 +132,10 @@ test("a new Service whose port is taken on the node: seen from the master, the r
   assert.match(failed[0]!, /failed to start/);
   // 2.8+ send the new worker's startup log with the refusal: HAProxy's own reason is logged.
   // 2.6's master says nothing, so only that the worker failed is known there.
-  if (!(await haproxyVersion()).startsWith("2.6")) assert.match(failed[0]!, new RegExp(`default:blocked:${port}.*cannot bind socket`));
+  const v26 = (await haproxyVersion()).startsWith("2.6");
+  if (!v26) assert.match(failed[0]!, new RegExp(`default:blocked:${port}.*cannot bind socket`));
+  // 2.8+: HAProxy named the proxy, so that Service port is left out like one the pre-flight caught.
+  await waitFor(() => w.sidecar.metrics.skipped.get({ reason: "bind-failed" }) === (v26 ? 0 : 1), 5_000, "bind-failed counted on 2.8+ only");
   assert.equal(await readFile(w.options.config, "utf8"), running, "HAProxy would restart from the configuration that runs");
   // Endpoint changes still flow, and the same structure is not tried again meanwhile.
   w.setEndpoints(w.pods.slice(0, 2).map((p) => ({ ip: p.ip })));
@@ -138,6 +144,50 @@ test("a new Service whose port is taken on the node: seen from the master, the r
   await sleep(1_000);
   assert.equal(failed.length, 1, "not retried");
   assert.equal(w.sidecar.dataplane.health().pendingMs, 0);
+  assert.equal(w.sidecar.metrics.skipped.get({ reason: "bind-failed" }), v26 ? 0 : 1, "counted once");
+});
+
+test("a new Service whose port is taken on the node is left out before any reload; other Services' changes go through; served once the port is free (issue 13, item 2)", async (t) => {
+  const lines: string[] = [];
+  const log = interceptLogger(silentLogger, (_type, message) => (lines.push(message), true));
+  // A short resync: the left-out port must be reported once, not at each of them.
+  const w = await world(t, "tcp", { "config-sync-period": "1s" }, { log });
+  const port = await freePort();
+  const blocker = createServer().listen(port, "127.0.0.1");
+  let blocking = true;
+  t.after(() => (blocking ? new Promise<void>((resolve) => blocker.close(() => resolve())) : undefined));
+  await once(blocker, "listening");
+  const traffic = startLoad(w.url);
+  t.after(async () => void (await traffic.stop()));
+  const master = async () => (await processes(w.haproxy.masterSocket)).find((p) => p.role === "master")!;
+  const before = await master();
+  w.cluster.api.upsert("services", makeService("default", "blocked", [{ port }]));
+  w.cluster.api.upsert("endpointslices", makeSlice("default", "blocked", "blocked-1", [{ ip: w.pods[0]!.ip }], [{ port: w.pods[0]!.port }]));
+  await waitFor(() => w.sidecar.metrics.skipped.get({ reason: "bind-failed" }) === 1, 10_000, "the Service port skipped");
+  await sleep(2_500); // two resyncs or more
+  assert.deepEqual(await master(), before, "no reload tried (2.6: no failed worker, no pause of the listeners)");
+  assert.equal(w.sidecar.metrics.skipped.get({ reason: "bind-failed" }), 1, "counted once, not at every resync");
+  const said = lines.filter((line) => line.includes("default/blocked"));
+  assert.equal(said.length, 1, `one log line: ${JSON.stringify(said)}`);
+  assert.match(said[0]!, new RegExp(`default/blocked:${port}.*127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`));
+  await w.sidecar.dataplane.whenSynced();
+  assert.equal(w.sidecar.dataplane.health().pendingMs, 0, "a left-out Service port is no change waiting");
+  // Another Service created meanwhile: its reload goes through.
+  const other = await freePort();
+  w.cluster.api.upsert("services", makeService("default", "other", [{ port: other }]));
+  w.cluster.api.upsert("endpointslices", makeSlice("default", "other", "other-1", [{ ip: w.pods[1]!.ip }], [{ port: w.pods[1]!.port }]));
+  await waitFor(async () => (await get(`http://127.0.0.1:${other}/`).catch(() => "")) === w.pods[1]!.ip, 10_000, "the other Service served");
+  const after = await master();
+  assert.equal(after.reloads, before.reloads + 1, "one reload, for the other Service");
+  assert.equal(after.failed, before.failed, "no failed worker");
+  // The blocker goes away: the next resync serves the Service.
+  blocking = false;
+  await new Promise<void>((resolve) => blocker.close(() => resolve()));
+  await waitFor(async () => (await get(`http://127.0.0.1:${port}/`).catch(() => "")) === w.pods[0]!.ip, 10_000, "the Service served once its port is free");
+  assert.equal((await master()).failed, before.failed, "no failed worker at any point");
+  const result = await traffic.stop();
+  assert.ok(result.sent > 100, `enough traffic (${result.sent})`);
+  assert.equal(result.failed, 0, `failed requests on the existing Service: ${JSON.stringify(result)}`);
 });
 
 test("a long-lived TCP connection opened before a reload keeps working after it", async (t) => {

@@ -5,12 +5,13 @@ import { showServersState } from "../src/haproxy/commands.ts";
 import { RuntimeClient } from "../src/haproxy/runtime-client.ts";
 import { parseServersState, stateOf } from "../src/haproxy/servers-state.ts";
 import type { RawFlags } from "../src/options.ts";
+import type { SidecarDeps } from "../src/sidecar.ts";
 import { startWorld, type World } from "../src/sim/world.ts";
 
 export type { World };
 
-export async function world(t: { after(fn: () => Promise<void>): void }, mode: "tcp" | "http", flags: RawFlags = {}): Promise<World> {
-  const started = await startWorld({ mode, pods: 3, base: 40 + Math.floor(Math.random() * 100), slots: 4, flags });
+export async function world(t: { after(fn: () => Promise<void>): void }, mode: "tcp" | "http", flags: RawFlags = {}, deps: Partial<SidecarDeps> = {}): Promise<World> {
+  const started = await startWorld({ mode, pods: 3, base: 40 + Math.floor(Math.random() * 100), slots: 4, flags, deps });
   t.after(() => started.stop());
   return started;
 }

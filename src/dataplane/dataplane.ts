@@ -6,6 +6,8 @@
 //           show servers state + show env KUBE_HAPROXY_STRUCTURE ─► applied picture, running structure
 //   reload  the running worker's structure is not the desired one, a desired backend is missing,
 //           or one must grow by reload ─► render from the slot assignment ─► Reloader ─► new worker
+//           (pre-flight, on a full sync or a structural change: a Service port whose new bind the
+//           node refuses is left out of what is rendered, and is not a change that waits)
 //   flush   dirty backends ─► planner ─► executor ─► replies ─► applied picture
 //
 // Nothing is sent before beginSync(): both initial lists are in, so HAProxy's slots are never
@@ -13,10 +15,11 @@
 // in the reaper, on their own timer, outside health and whenSynced.
 
 import { EventEmitter } from "node:events";
+import { bindKey, proxiesThatCannotBind, unbindable } from "./bind-check.ts";
 import { takesDynamicServers } from "../haproxy/algorithms.ts";
 import { countDown } from "../haproxy/servers-state.ts";
 import type { Logger } from "../log.ts";
-import { endpointProblem, type Backend } from "../model.ts";
+import { endpointProblem, structureOf, type Backend } from "../model.ts";
 import { AppliedState } from "./applied.ts";
 import { DesiredState } from "./desired.ts";
 import { execute, readHaproxyState, type PlannedChange, type Transport } from "./executor.ts";
@@ -45,6 +48,16 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   // Backends where HAProxy refused `add server`; kept until another structure runs.
   readonly #noDynamic = new Set<string>();
   readonly #reload: ReloadPath | undefined;
+  // Desired backends left out of the configuration: a bind the node refuses. Name → address and why.
+  #unbindable = new Map<string, string>();
+  // Those HAProxy itself refused to bind (2.8+'s ALERT lines), which our probe did not see: never
+  // tried again with the same structure (no reload loop: every reload reconnects), only once that
+  // Service port changes. Name → its structureOf then, and HAProxy's line.
+  readonly #refusedBinds = new Map<string, { readonly structure: string; readonly why: string }>();
+  // The desired structure the pre-flight last ran for.
+  #probedFor: string | undefined;
+  // Binds (address:port) of the configuration this process last loaded; undefined before the first.
+  #held: Set<string> | undefined;
   // The structure hash the running worker reports (show env); undefined when it has none.
   #running: string | undefined;
   readonly #reaper: Reaper;
@@ -126,6 +139,8 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
       return;
     }
     this.#missing.delete(name);
+    this.#unbindable.delete(name);
+    this.#refusedBinds.delete(name);
     this.#desired.delete(name, this.#clock.now());
     if (!this.#applied.has(name)) this.#desired.settle(name); // HAProxy never had it: nothing to do
     this.#runner.run();
@@ -179,6 +194,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     if (full && (await this.#readState()) === "failed") return "failed";
     if (this.#needFullSync) return "done"; // interrupted: the reconnect runs us again
     if (this.#local && (await this.#captureStep(() => this.#beforeFlush(this.#local!, full))) === "failed") return "failed";
+    await this.#preflight(full);
     const reload = this.#reloadNeeded();
     if (reload && this.#reload!.waitMs() === 0) return await this.#reloadNow(reload, started);
     const flushed = await this.#flush(full, started); // endpoint changes flow while a reload waits
@@ -219,6 +235,62 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     // No reload will bring the missing backends (none configured, or it was refused or failed):
     // their changes do not wait, for health as for whenSynced.
     else for (const name of this.#missing) this.#desired.settle(name);
+    for (const name of this.#unbindable.keys()) this.#desired.settle(name);
+  }
+
+  /**
+   * Before a reload can be decided: on a full sync or a structural change, every bind the running
+   * worker does not hold is tried (reload.probe); a Service port that cannot bind is left out.
+   * Local mode's pool backends are never left out (their claims assume them); a refused reload
+   * still tells (#noteRefusedBinds is not for them either).
+   */
+  async #preflight(full: boolean): Promise<void> {
+    const probe = this.#options.reload?.probe;
+    if (!probe || this.#local) return;
+    const structure = this.#desired.structure();
+    if (!full && structure === this.#probedFor) return;
+    this.#probedFor = structure;
+    for (const [name, refused] of this.#refusedBinds) {
+      const backend = this.#desired.get(name);
+      if (!backend || structureOf(backend) !== refused.structure) this.#refusedBinds.delete(name);
+    }
+    const found = await unbindable(this.#desired.backends().filter((backend) => !this.#refusedBinds.has(backend.name)), this.#heldBinds(), probe);
+    for (const [name, { why }] of this.#refusedBinds) found.set(name, why);
+    this.#leaveOut(found);
+  }
+
+  /** 2.8+: a reload that failed because HAProxy could not bind a proxy: that Service port is left out. */
+  #noteRefusedBinds(message: string): void {
+    if (this.#local) return;
+    const found = new Map(this.#unbindable);
+    for (const [name, line] of proxiesThatCannotBind(message)) {
+      const backend = this.#desired.get(name);
+      if (!backend) continue;
+      this.#refusedBinds.set(name, { structure: structureOf(backend), why: line });
+      found.set(name, line);
+    }
+    this.#leaveOut(found);
+  }
+
+  /** The backends to leave out from now on; each reported once per time it becomes one. */
+  #leaveOut(found: Map<string, string>): void {
+    for (const [name, why] of found) {
+      if (!this.#unbindable.has(name)) this.emit("unbindable", name, this.#desired.get(name)?.servicePort ?? name, why);
+    }
+    this.#unbindable = found;
+    for (const name of found.keys()) this.#desired.settle(name); // no reload will bring it: not a change that waits
+  }
+
+  /** What the running worker listens on: ours since our last reload, else its backends' desired binds. */
+  #heldBinds(): ReadonlySet<string> {
+    if (this.#held) return this.#held;
+    return new Set(this.#desired.backends().filter((backend) => this.#applied.has(backend.name)).flatMap((backend) => backend.binds.map(bindKey)));
+  }
+
+  /** The desired backends that go into a configuration: all but those left out. */
+  #rendered(): Backend[] {
+    const backends = this.#desired.backends();
+    return this.#unbindable.size === 0 ? backends : backends.filter((backend) => !this.#unbindable.has(backend.name));
   }
 
   /** After each run: if nothing waits any more, that is the moment everything was in HAProxy. */
@@ -257,26 +329,31 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   #reloadNeeded(): ReloadWanted | undefined {
     if (!this.#reload) return undefined;
     const growth = [...this.#overflow.keys()].sort().map((name) => [name, this.#desired.get(name)?.endpoints.length ?? 0] as const);
-    const missing = [...this.#missing].sort();
-    const want = this.#reload.wanted({ structure: this.#desired.structure(), running: this.#running, reasons: this.#desired.reasons(), missing, growth });
+    const missing = [...this.#missing].filter((name) => !this.#unbindable.has(name)).sort();
+    const structure = this.#unbindable.size === 0 ? this.#desired.structure() : this.#reload.hash(this.#rendered());
+    const want = this.#reload.wanted({ structure, running: this.#running, reasons: this.#desired.reasons(), missing, growth });
     if (want === undefined) this.#desired.clearReasons(); // what runs is what is desired
     return typeof want === "object" ? want : undefined;
   }
 
   /** A reload: the configuration rendered from the slot assignment, then the runtime socket moved to the new worker. */
   async #reloadNow(want: ReloadWanted, started: number): Promise<RunResult> {
-    const layout = this.#desired.backends().map((backend) => layoutBackend(backend, this.#assignment.get(backend.name)));
+    const layout = this.#rendered().map((backend) => layoutBackend(backend, this.#assignment.get(backend.name)));
     const outcome = await this.#reload!.reload(want, layout, this.#transport);
     if (!outcome.ok) {
       const { error, refused } = outcome;
       this.#log.error(`HAProxy not reloaded (${want.reason}); the running configuration stays until the cluster changes: ${error.message}`);
       if (refused) this.emit("reloadRefused", error.reply ?? error.message);
-      else this.emit("reloadFailed", error.message);
+      else {
+        this.emit("reloadFailed", error.message);
+        this.#noteRefusedBinds(error.message);
+      }
       this.#runner.run(); // the endpoint changes that waited behind it
       return "done";
     }
     this.#desired.clearReasons();
     this.#overflow.clear();
+    this.#held = new Set(layout.flatMap(({ backend }) => backend.binds.map(bindKey)));
     const durationMs = this.#clock.now() - started;
     this.#log.info(`reloaded HAProxy in ${Math.round(durationMs)} ms: ${want.reason}`);
     this.emit("reloaded", want.reason, durationMs, want.kind);

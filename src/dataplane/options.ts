@@ -5,6 +5,7 @@ import type { Logger } from "../log.ts";
 import type { Endpoint } from "../model.ts";
 import type { Transport } from "./executor.ts";
 import type { LocalOptions } from "./local.ts";
+import type { BindProbe } from "./bind-check.ts";
 import type { Reloader, Renderer } from "./reload.ts";
 import type { Clock } from "./runner.ts";
 
@@ -31,6 +32,8 @@ export interface DataplaneOptions {
     readonly minReloadPeriodMs?: number;
     /** The configuration's text from its layout. @default renderConfig (onlyfetch) */
     readonly renderer?: Renderer;
+    /** The pre-flight: tries a bind HAProxy does not hold yet. Without it no port is left out before a reload. */
+    readonly probe?: BindProbe;
   };
   /** Local mode: Service ports claim backends of a prewarmed pool, the kernel's capture map routes to them. */
   readonly local?: LocalOptions;
@@ -71,6 +74,8 @@ export type DataplaneEvents = {
   /** haproxy -c refused the configuration; the running one stays. Tried again once the structure changes. */
   reloadRefused: [output: string];
   reloadFailed: [message: string];
+  /** A Service port left out of the configuration: one of its binds cannot be bound on the node. Once per occurrence. */
+  unbindable: [backend: string, servicePort: string, why: string];
   /** At every full read of HAProxy's state: per backend, servers in service that its health check marked DOWN. */
   serversDown: [down: ReadonlyMap<string, number>];
   /** Local mode: nft refused or failed a change; the kernel is read again after a backoff. */

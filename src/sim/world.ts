@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { renderFromCluster } from "../bootstrap.ts";
 import { silentLogger } from "../log.ts";
 import { resolveOptions, type Options, type RawFlags } from "../options.ts";
-import { startSidecar, type Sidecar } from "../sidecar.ts";
+import { startSidecar, type Sidecar, type SidecarDeps } from "../sidecar.ts";
 import { startSimulatedCluster, type SimulatedCluster } from "./cluster.ts";
 import { haproxyBinary, startHaproxy, type HaproxyProcess } from "./haproxy.ts";
 import { makeService, makeSlice, type PodEndpoint } from "./objects.ts";
@@ -42,6 +42,8 @@ export interface WorldOptions {
   readonly slots?: number;
   /** Flags over the fast defaults below (metrics address, …). */
   readonly flags?: RawFlags;
+  /** Over the sidecar's defaults (silent log, no environment). */
+  readonly deps?: Partial<SidecarDeps>;
 }
 
 /** Options for a world in `dir`: its own sockets, no extra listeners, reloads at once. */
@@ -85,7 +87,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     await renderFromCluster(options, silentLogger, {});
     const haproxy = await startHaproxy({ dir, configPath: options.config });
     cleanups.push(() => haproxy.stop());
-    const sidecar = startSidecar(options, { log: silentLogger, env: {} });
+    const sidecar = startSidecar(options, { log: silentLogger, env: {}, ...o.deps });
     cleanups.push(() => sidecar.stop());
     await sidecar.started;
     await sidecar.dataplane.whenSynced();
