@@ -16,7 +16,9 @@ for (const mode of ["tcp", "http"] as const) {
     const r = await killUnderLoad(w, { staleMs: 1_500, clients: CLIENTS });
     t.diagnostic(`${r.load.sent} requests, ${r.load.failed} failed (${r.failedAfterKill} sent after the kill); ${r.attemptsOnDead} connections tried on the killed pod, ${r.redispatched} redispatched`);
     assert.ok(r.attemptsOnDead >= 5, `the killed pod was still picked while in the slice: ${JSON.stringify(r)}`);
-    assert.ok(r.redispatched >= r.attemptsOnDead - 1, `those connections went elsewhere: ${JSON.stringify(r)}`);
+    // Sessions already established on the pod when it died are no connection failure and are
+    // not redispatched: at most one per client (the requests in flight, counted just below).
+    assert.ok(r.redispatched >= r.attemptsOnDead - CLIENTS, `those connections went elsewhere: ${JSON.stringify(r)}`);
     assert.ok(r.load.sent > 100, `enough traffic: ${JSON.stringify(r.load)}`);
     assert.equal(r.failedAfterKill, 0, `failed requests sent after the kill: ${JSON.stringify(r.load)}`);
     assert.ok(r.load.failed <= CLIENTS, `at most the requests in flight at the kill died with the pod: ${JSON.stringify(r.load)}`);
