@@ -14,9 +14,7 @@ import { reloadCount } from "../src/haproxy/master.ts";
 import { RuntimeClient } from "../src/haproxy/runtime-client.ts";
 import { haproxyBinary, startHaproxy } from "../src/sim/haproxy.ts";
 import { tempDir } from "./helpers.ts";
-import { createLab, netnsTestOptions } from "./netns.ts";
-import type { Agent } from "./netns.ts";
-import type { Outcome } from "./netns-agent.ts";
+import { bodies, createLab, netnsTestOptions } from "./netns.ts";
 import { SERVICE_CIDRS, STANDIN, buildNode } from "./netns-node.ts";
 
 const TOOLS = ["ip", "nft", "iptables"];
@@ -62,16 +60,6 @@ backend web-http
 `;
 }
 
-/** `count` requests, one connection each; the bodies answered, or the first failure. */
-async function bodies(agent: Agent, ip: string, port: number, count = 8): Promise<Set<string>> {
-  const seen = new Set<string>();
-  for (let i = 0; i < count; i++) {
-    const outcome = await agent.http(ip, port);
-    assert.equal(outcome.kind, "response", `${ip} port ${port}: ${JSON.stringify(outcome)}`);
-    seen.add((outcome as Extract<Outcome, { kind: "response" }>).body);
-  }
-  return seen;
-}
 
 function mapCommand(verb: "add" | "del", file: string, key: string, value = ""): RuntimeCommand {
   return { line: `${verb} map ${file} ${key}${value && ` ${value}`}`, expect: "empty" };

@@ -17,7 +17,7 @@ import { startHaproxy } from "../src/sim/haproxy.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
 import { fastOptions } from "../src/sim/world.ts";
 import { CLI, tempDir, waitFor } from "./helpers.ts";
-import { createLab, netnsTestOptions, type Agent } from "./netns.ts";
+import { bodies, createLab, netnsTestOptions, type Agent } from "./netns.ts";
 import type { Outcome } from "./netns-agent.ts";
 import { SERVICE_CIDRS, STANDIN, buildNode } from "./netns-node.ts";
 
@@ -38,15 +38,6 @@ function slice(name: string, ports: number[], endpoints = PODS, patch?: Paramete
   return makeSlice("default", name, `${name}-1`, endpoints, ports.map((port) => ({ name: `p${port}`, port: 8080 })), patch);
 }
 
-async function bodies(agent: Agent, ip: string, port: number, count = 8): Promise<Set<string>> {
-  const seen = new Set<string>();
-  for (let i = 0; i < count; i++) {
-    const outcome = await agent.http(ip, port);
-    assert.equal(outcome.kind, "response", `${ip} port ${port}: ${JSON.stringify(outcome)}`);
-    seen.add((outcome as Extract<Outcome, { kind: "response" }>).body);
-  }
-  return seen;
-}
 
 /** Waits until `ip:port` answers from the client (a new Service port reaching HAProxy), or its outcome is `kind`. */
 async function until(agent: Agent, ip: string, port: number, kind: Outcome["kind"], what: string): Promise<void> {

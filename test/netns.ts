@@ -6,6 +6,7 @@
 // Off-root or without the tools, the tests skip and say why; under CI=true they run and fail
 // with that reason instead, since a skip there would hide a missing capability.
 
+import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { writeFile } from "node:fs/promises";
@@ -205,4 +206,15 @@ function agentOver(child: ChildProcess): Agent {
     http: (host, port, timeoutMs = 3_000) => call({ op: "http", host, port, timeoutMs }) as Promise<Outcome>,
     udp: (host, port, message, timeoutMs = 3_000) => call({ op: "udp", host, port, message, timeoutMs }) as Promise<Outcome>,
   };
+}
+
+/** `count` requests from `agent`, one connection each: the bodies answered; fails on the first non-response. */
+export async function bodies(agent: Agent, ip: string, port: number, count = 8): Promise<Set<string>> {
+  const seen = new Set<string>();
+  for (let i = 0; i < count; i++) {
+    const outcome = await agent.http(ip, port);
+    assert.equal(outcome.kind, "response", `${ip} port ${port}: ${JSON.stringify(outcome)}`);
+    seen.add((outcome as Extract<Outcome, { kind: "response" }>).body);
+  }
+  return seen;
 }
