@@ -13,7 +13,12 @@ import type { Backend } from "./model.ts";
 
 /** The capture for these listener ports; with --interface, its addresses are the DNAT targets. */
 export function captureConfig(options: Options, listenPorts: { readonly first: number; readonly last: number }): CaptureConfig {
-  return { listenPorts, serviceCidrs: options.serviceCidrs, ...(options.interface ? { listenAddresses: interfaceAddresses(options.interface) } : {}) };
+  return {
+    listenPorts,
+    serviceCidrs: options.serviceCidrs,
+    ...(options.interface ? { listenAddresses: interfaceAddresses(options.interface) } : {}),
+    ...(options.proxyMode === "mesh" ? { mesh: { nodePortAddresses: options.nodePortAddresses } } : {}),
+  };
 }
 
 function interfaceAddresses(name: string): { ipv4?: string; ipv6?: string } {
@@ -36,9 +41,9 @@ export function captureDriver(options: Options, nft: NftOptions = {}): CaptureDr
       await installCapture(config, nft);
     },
     update: (changes) => updateCapture(config, changes, nft),
-    accepts: (ip) => {
+    accepts: (entry) => {
       try {
-        checkKey(checked, { ip, port: 1 });
+        checkKey(checked, entry);
         return true;
       } catch {
         return false;

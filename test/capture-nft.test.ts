@@ -37,7 +37,7 @@ async function node(t: { after(fn: () => Promise<void>): void }): Promise<{ ns: 
 
 /** nft lists a map in its own order. */
 function sorted(entries: readonly CaptureEntry[] | undefined): CaptureEntry[] | undefined {
-  return entries && [...entries].sort((a, b) => (a.ip === b.ip ? a.port - b.port : a.ip < b.ip ? -1 : 1));
+  return entries && [...entries].sort((a, b) => (a.ip === b.ip ? a.port - b.port : (a.ip ?? "") < (b.ip ?? "") ? -1 : 1));
 }
 
 function median(values: number[]): number {
