@@ -79,7 +79,12 @@ interface Flag {
 export const FLAGS = {
   kubeconfig: { description: "Path to a kubeconfig; default: in-cluster, then $KUBECONFIG or ~/.kube/config" },
   namespace: { description: "Watch only this namespace (default: all)" },
-  "proxy-mode": { description: "onlyfetch, local (ClusterIPs captured on this node) or mesh (local plus externalIPs, load balancer IPs and NodePorts)", default: "onlyfetch" },
+  "proxy-mode": {
+    description: "onlyfetch, local (ClusterIPs captured on this node) or mesh (local plus externalIPs, load balancer IPs and NodePorts)",
+    default: "onlyfetch",
+    // capture installs mesh's NodePort rules only when told the mode.
+    commands: ["run", "render", "capture"],
+  },
   expose: {
     description: "onlyfetch: serve the Services labelled kube-haproxy.io/expose=true (labelled), or every Service (all)",
     default: "labelled",
