@@ -9,19 +9,16 @@ import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
 import type { V1Service, V1ServicePort } from "@kubernetes/client-node";
 import { readCapture } from "../src/capture/index.ts";
-import { renderFromCluster } from "../src/bootstrap.ts";
 import { reloadCount } from "../src/haproxy/master.ts";
 import { silentLogger } from "../src/log.ts";
 import { startSidecar } from "../src/sidecar.ts";
 import { startSimulatedCluster } from "../src/sim/cluster.ts";
-import { haproxyBinary, startHaproxy } from "../src/sim/haproxy.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
-import { fastOptions } from "../src/sim/world.ts";
 import { CLI, tempDir, waitFor } from "./helpers.ts";
 import { bodies, createLab, netnsTestOptions, type Agent } from "./netns.ts";
 import type { Outcome } from "./netns-agent.ts";
 import { listenInside } from "./netns-listen.ts";
-import { NODE_OUTSIDE_IP, SERVICE_CIDRS, buildNode } from "./netns-node.ts";
+import { NODE_OUTSIDE_IP, SERVICE_CIDRS, buildNode, startNodeHaproxy } from "./netns-node.ts";
 
 const TOOLS = ["ip", "nft", "iptables"];
 const PODS = [{ ip: "198.18.2.2" }, { ip: "198.18.3.2" }];
@@ -79,16 +76,7 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
   api.upsert("services", service("etp", "198.18.128.43", http(30082), local));
   api.upsert("endpointslices", slice("etp", http()));
 
-  const options = fastOptions(dir, cluster.kubeconfig, 4, {
-    "proxy-mode": "mesh",
-    "service-cidr": SERVICE_CIDRS.join(","),
-    "capture-port": String(FIRST_PORT),
-    "hostname-override": "node-a",
-  });
-  const nft = { command: node.wrap(["nft"]) };
-  await renderFromCluster(options, silentLogger, {});
-  const haproxy = await startHaproxy({ dir, configPath: options.config, binary: await lab.wrapper(node, haproxyBinary(), dir) });
-  t.after(() => haproxy.kill());
+  const { options, nft, haproxy } = await startNodeHaproxy(t, lab, node, cluster, { dir, mode: "mesh", firstPort: FIRST_PORT });
   const sidecar = startSidecar(options, { log: silentLogger, env: {}, nft, listenHealthCheck: listenInside(node, t) });
   t.after(() => sidecar.stop());
   await sidecar.started;

@@ -12,6 +12,12 @@
 // we do not serve, and for the ClusterIP we do serve (so that a test sees whose rule won), then
 // a REJECT for the rest of the Service CIDR.
 
+import { renderFromCluster } from "../src/bootstrap.ts";
+import type { NftOptions } from "../src/capture/index.ts";
+import { silentLogger } from "../src/log.ts";
+import type { Options } from "../src/options.ts";
+import { haproxyBinary, startHaproxy, type HaproxyProcess } from "../src/sim/haproxy.ts";
+import { fastOptions } from "../src/sim/world.ts";
 import type { Agent, Lab, Namespace } from "./netns.ts";
 
 export const SERVICE_CIDRS = ["198.18.128.0/20", "fd00:198:18:128::/112"] as const;
@@ -100,4 +106,28 @@ export async function buildNode(lab: Lab): Promise<NodeTopology> {
     standinRules: await iptablesSave(),
     iptablesSave,
   };
+}
+
+/**
+ * Local or mesh mode's options for this node (node-a, SERVICE_CIDRS, pool from `firstPort`), the
+ * bootstrap configuration rendered from the cluster, and HAProxy running in the node's namespace
+ * (the binary under test); HAProxy is killed by `t`'s teardown.
+ */
+export async function startNodeHaproxy(
+  t: { after(fn: () => void): void },
+  lab: Lab,
+  node: Namespace,
+  cluster: { readonly kubeconfig: string },
+  setup: { readonly dir: string; readonly mode: "local" | "mesh"; readonly firstPort: number },
+): Promise<{ options: Options; nft: NftOptions; haproxy: HaproxyProcess }> {
+  const options = fastOptions(setup.dir, cluster.kubeconfig, 4, {
+    "proxy-mode": setup.mode,
+    "service-cidr": SERVICE_CIDRS.join(","),
+    "capture-port": String(setup.firstPort),
+    "hostname-override": "node-a",
+  });
+  await renderFromCluster(options, silentLogger, {});
+  const haproxy = await startHaproxy({ dir: setup.dir, configPath: options.config, binary: await lab.wrapper(node, haproxyBinary(), setup.dir) });
+  t.after(() => haproxy.kill());
+  return { options, nft: { command: node.wrap(["nft"]) }, haproxy };
 }
