@@ -11,7 +11,7 @@ import type { V1Service, V1ServicePort } from "@kubernetes/client-node";
 import { readCapture } from "../src/capture/index.ts";
 import { reloadCount } from "../src/haproxy/master.ts";
 import { silentLogger } from "../src/log.ts";
-import { startSidecar } from "../src/sidecar.ts";
+import { startSidecar, type Sidecar } from "../src/sidecar.ts";
 import { startSimulatedCluster } from "../src/sim/cluster.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
 import { CLI, tempDir, waitFor } from "./helpers.ts";
@@ -19,6 +19,8 @@ import { bodies, createLab, netnsTestOptions, type Agent } from "./netns.ts";
 import type { Outcome } from "./netns-agent.ts";
 import { listenInside } from "./netns-listen.ts";
 import { NODE_OUTSIDE_IP, SERVICE_CIDRS, buildNode, startNodeHaproxy } from "./netns-node.ts";
+
+const NODE_OUTSIDE_IP_V6 = "fd00:198:18:9::1";
 
 const TOOLS = ["ip", "nft", "iptables"];
 const PODS = [{ ip: "198.18.2.2" }, { ip: "198.18.3.2" }];
@@ -77,7 +79,8 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
   api.upsert("endpointslices", slice("etp", http()));
 
   const { options, nft, haproxy } = await startNodeHaproxy(t, lab, node, cluster, { dir, mode: "mesh", firstPort: FIRST_PORT });
-  const sidecar = startSidecar(options, { log: silentLogger, env: {}, nft, listenHealthCheck: listenInside(node, t) });
+  const listenHealthCheck = listenInside(node, t);
+  let sidecar: Sidecar = startSidecar(options, { log: silentLogger, env: {}, nft, listenHealthCheck });
   t.after(() => sidecar.stop());
   await sidecar.started;
   await sidecar.dataplane.whenSynced();
@@ -89,6 +92,7 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
     assert.deepEqual(await bodies(outside, NODE_OUTSIDE_IP, 30080), new Set(["pod1", "pod2"]));
     assert.deepEqual(await bodies(outside, "198.18.201.1", 80), new Set(["pod1", "pod2"]));
     assert.deepEqual(await bodies(outside, NODE_OUTSIDE_IP, 30081), new Set(["pod1", "pod2"]), "the load balancer Service's NodePort");
+    assert.deepEqual(await bodies(outside, NODE_OUTSIDE_IP_V6, 30080), new Set(["pod1", "pod2"]), "a NodePort on the node's IPv6 address");
   });
 
   await t.test("from a pod and from the node itself: the externalIP and the NodePort on the node's address; never 127.0.0.1", async () => {
@@ -119,6 +123,20 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
     assert.deepEqual(await bodies(client, "198.18.128.43", 80), new Set(["pod2"]));
     api.upsert("endpointslices", slice("etp", http()));
     await until(outside, NODE_OUTSIDE_IP, HEALTH_PORT, (o) => o.kind === "response" && o.status === 200, "health check 200 again");
+  });
+
+  await t.test("a sidecar restart keeps every claim, external ones included: same elements, 0 reloads, health check back", async () => {
+    const before = await readCapture(nft);
+    await sidecar.stop();
+    assert.equal((await outside.http(NODE_OUTSIDE_IP, HEALTH_PORT)).kind, "refused", "the health check port closes with the sidecar");
+    sidecar = startSidecar(options, { log: silentLogger, env: {}, nft, listenHealthCheck });
+    await sidecar.started;
+    await sidecar.dataplane.whenSynced();
+    await sidecar.healthChecks!.settled();
+    assert.deepEqual(await readCapture(nft), before);
+    assert.deepEqual(await bodies(outside, NODE_OUTSIDE_IP, 30082), new Set(["pod1"]));
+    assert.equal((await outside.http(NODE_OUTSIDE_IP, HEALTH_PORT)).kind, "response");
+    assert.equal(await reloadCount(haproxy.masterSocket), reloads);
   });
 
   await t.test("a NodePort Service created after start is served with 0 reloads; deleted: its NodePort and health check port close", async () => {
