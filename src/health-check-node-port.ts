@@ -17,8 +17,16 @@ import type { Logger } from "./log.ts";
 
 export interface HealthCheckNodePortsOptions {
   readonly log: Logger;
-  /** Makes `server` listen on `port` (default: every address of the node). Tests listen inside a network namespace. */
-  readonly listen?: (server: Server, port: number) => Promise<void>;
+  /**
+   * Makes `server` listen on `port` at `host` (undefined: every address of the node). Tests
+   * listen inside a network namespace. @default listenOn
+   */
+  readonly listen?: (server: Server, port: number, host: string | undefined) => Promise<void>;
+  /**
+   * The node's addresses to listen on, read at each opening (--nodeport-addresses, as kube-proxy
+   * binds its health check servers); empty: every address. @default none
+   */
+  readonly hosts?: () => readonly string[];
   /** Whether the proxy itself is healthy (serviceProxyHealthy; 503 when not). @default always */
   readonly healthy?: () => boolean;
   /** A port that could not be opened. */
@@ -28,7 +36,8 @@ export interface HealthCheckNodePortsOptions {
 interface Served {
   readonly service: string;
   check: HealthCheckNodePort;
-  readonly server: Server;
+  /** One per host (one for every address when no hosts are given). */
+  readonly servers: readonly Server[];
   readonly open: Promise<void>;
 }
 
@@ -40,10 +49,10 @@ export function healthAnswer(service: string, localEndpoints: number, healthy: b
   return { status: localEndpoints > 0 && healthy ? 200 : 503, body };
 }
 
-function listenEverywhere(server: Server, port: number): Promise<void> {
+function listenOn(server: Server, port: number, host: string | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, () => {
+    server.listen({ port, ...(host === undefined ? {} : { host }) }, () => {
       server.off("error", reject);
       resolve();
     });
@@ -95,17 +104,26 @@ export class HealthCheckNodePorts {
   }
 
   #open(service: string, check: HealthCheckNodePort): void {
-    const server = createServer((request, response) => this.#answer(check.port, request, response));
-    const listen = this.#options.listen ?? listenEverywhere;
-    const open = listen(server, check.port).then(
-      () => this.#options.log.info(`health check node port ${check.port} open for ${service}`),
-      (error: Error) => {
-        this.#options.log.error(`Service ${service}: cannot serve healthCheckNodePort ${check.port}: ${error.message}`);
-        this.#options.onError?.(service, check.port, error);
-        if (this.#byPort.get(check.port)?.server === server) this.#forget(check.port);
-      },
-    );
-    this.#byPort.set(check.port, { service, check, server, open });
+    const hosts = this.#options.hosts?.() ?? [];
+    const listen = this.#options.listen ?? listenOn;
+    const servers = (hosts.length === 0 ? [undefined] : hosts).map((host) => {
+      const server = createServer((request, response) => this.#answer(check.port, request, response));
+      return { server, listening: listen(server, check.port, host) };
+    });
+    const open = Promise.allSettled(servers.map((s) => s.listening)).then((results) => {
+      const failure = results.find((result) => result.status === "rejected");
+      if (failure === undefined) {
+        this.#options.log.info(`health check node port ${check.port} open for ${service}`);
+        return;
+      }
+      const error = failure.reason as Error;
+      this.#options.log.error(`Service ${service}: cannot serve healthCheckNodePort ${check.port}: ${error.message}`);
+      this.#options.onError?.(service, check.port, error);
+      // All or nothing: a port served on some addresses only would mislead the load balancer.
+      if (this.#byPort.get(check.port)?.servers === served.servers) this.#close(check.port);
+    });
+    const served: Served = { service, check, servers: servers.map((s) => s.server), open };
+    this.#byPort.set(check.port, served);
   }
 
   #answer(port: number, _request: IncomingMessage, response: ServerResponse): void {
@@ -129,8 +147,10 @@ export class HealthCheckNodePorts {
     this.#forget(port);
     // Once listening: closing before listen() finished would leave the port open.
     void served.open.then(() => {
-      served.server.closeAllConnections();
-      served.server.close();
+      for (const server of served.servers) {
+        server.closeAllConnections();
+        server.close();
+      }
     });
   }
 

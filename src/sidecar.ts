@@ -12,7 +12,7 @@ import type { NftOptions } from "./capture/index.ts";
 import { parseSocketAddress } from "./haproxy/address.ts";
 import { renderPoolConfig } from "./haproxy/render-pool.ts";
 import { HealthCheckNodePorts, type HealthCheckNodePortsOptions } from "./health-check-node-port.ts";
-import { localOptions } from "./local-mode.ts";
+import { localOptions, nodePortHosts } from "./local-mode.ts";
 import { RuntimeClient } from "./haproxy/runtime-client.ts";
 import type { ClusterWatch } from "./kube/watch.ts";
 import type { Logger } from "./log.ts";
@@ -86,6 +86,7 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
         log,
         healthy: () => healthOf(dataplane.health(), options.socket).healthy,
         onError: () => metrics.skipped.inc({ reason: "health-check-port-failed" }),
+        hosts: () => nodePortHosts(options),
         ...(deps.listenHealthCheck ? { listen: deps.listenHealthCheck } : {}),
       })
     : undefined;

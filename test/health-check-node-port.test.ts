@@ -10,14 +10,14 @@ import { HealthCheckNodePorts } from "../src/health-check-node-port.ts";
 import { interceptLogger, silentLogger } from "../src/log.ts";
 import { freePort } from "../src/sim/pods.ts";
 
-function onLoopback(server: NetServer, port: number): Promise<void> {
-  return new Promise((resolve, reject) => server.once("error", reject).listen(port, "127.0.0.1", () => resolve()));
+function onLoopback(server: NetServer, port: number, host = "127.0.0.1"): Promise<void> {
+  return new Promise((resolve, reject) => server.once("error", reject).listen(port, host, () => resolve()));
 }
 
 /** One request on a connection of its own (a load balancer's probe): the answer, or refused. */
-function get(port: number): Promise<{ status: number; headers: IncomingHttpHeaders; body: string } | "refused"> {
+function get(port: number, host = "127.0.0.1"): Promise<{ status: number; headers: IncomingHttpHeaders; body: string } | "refused"> {
   return new Promise((resolve, reject) => {
-    request({ host: "127.0.0.1", port, path: "/healthz", agent: false }, (response) => {
+    request({ host, port, path: "/healthz", agent: false }, (response) => {
       let body = "";
       response.setEncoding("utf8").on("data", (chunk: string) => (body += chunk));
       response.on("end", () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
@@ -92,4 +92,28 @@ test("a port another Service holds is not taken over; a port taken on the node i
   assert.equal(checks.ports().get("shop/db"), busy);
   const retried = await get(busy);
   assert.ok(retried !== "refused" && retried.status === 200);
+});
+
+test("with --nodeport-addresses: one server per node address within them, all or nothing", async (t) => {
+  const port = await freePort();
+  const failed: number[] = [];
+  const hosts = ["127.0.0.2", "127.0.0.3"];
+  const checks = new HealthCheckNodePorts({ log: silentLogger, listen: (server, p, host) => onLoopback(server, p, host), hosts: () => hosts, onError: (_s, p) => failed.push(p) });
+  t.after(() => checks.close());
+  checks.set("shop/web", { port, localEndpoints: 1 });
+  await checks.settled();
+  for (const host of hosts) assert.notEqual(await get(port, host), "refused", host);
+  assert.equal(await get(port, "127.0.0.4"), "refused", "not on other addresses");
+
+  // One address taken: the port is served on none of them (a partial answer would mislead).
+  const busy = await freePort("127.0.0.3");
+  const taken = createServer();
+  await onLoopback(taken, busy, "127.0.0.3");
+  t.after(() => void taken.close());
+  checks.set("shop/api", { port: busy, localEndpoints: 1 });
+  await checks.settled();
+  await new Promise((resolve) => setImmediate(resolve)); // the closing runs after the failed opening settles
+  assert.deepEqual(failed, [busy]);
+  assert.equal(await get(busy, "127.0.0.2"), "refused");
+  assert.equal(checks.ports().has("shop/api"), false);
 });

@@ -9,6 +9,7 @@ import type { Namespace } from "./netns.ts";
 
 const CHILD = new URL("./netns-listen-child.ts", import.meta.url).pathname;
 
+/** Listens on every address of the namespace (a host is not asked for). */
 export type ListenInside = (server: Server, port: number) => Promise<void>;
 
 /** A listen function for `ns`; its child is killed by `t`'s teardown. */
