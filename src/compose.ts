@@ -21,7 +21,8 @@ export function translateOptions(options: Options): TranslateOptions {
     reservedPorts: options.reservedPorts,
     onlyLabelled: options.expose === "labelled",
     healthCheck: options.healthCheck,
-    ...(options.proxyMode === "local" ? { local: { nodeName: options.nodeName } } : {}),
+    // mesh is local plus the Services' external addresses and NodePorts.
+    ...(options.proxyMode !== "onlyfetch" ? { local: { nodeName: options.nodeName, ...(options.proxyMode === "mesh" ? { mesh: true } : {}) } } : {}),
   };
 }
 

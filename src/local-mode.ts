@@ -1,9 +1,10 @@
 // Options → local mode's parts: the capture configuration (src/capture), the data plane's pool
 // settings with the kernel as its CaptureDriver, and the pool a fresh configuration renders.
 
+import { BlockList } from "node:net";
 import { networkInterfaces } from "node:os";
 import { checkConfig, installCapture, readCapture, updateCapture, type CaptureConfig, type NftOptions } from "./capture/index.ts";
-import { checkKey } from "./capture/spec.ts";
+import { checkKey, parseCidr } from "./capture/spec.ts";
 import type { CaptureDriver, LocalOptions } from "./dataplane/local.ts";
 import { layoutBackend } from "./dataplane/planner.ts";
 import { freshPool } from "./dataplane/pool.ts";
@@ -13,7 +14,12 @@ import type { Backend } from "./model.ts";
 
 /** The capture for these listener ports; with --interface, its addresses are the DNAT targets. */
 export function captureConfig(options: Options, listenPorts: { readonly first: number; readonly last: number }): CaptureConfig {
-  return { listenPorts, serviceCidrs: options.serviceCidrs, ...(options.interface ? { listenAddresses: interfaceAddresses(options.interface) } : {}) };
+  return {
+    listenPorts,
+    serviceCidrs: options.serviceCidrs,
+    ...(options.interface ? { listenAddresses: interfaceAddresses(options.interface) } : {}),
+    ...(options.proxyMode === "mesh" ? { mesh: { nodePortAddresses: options.nodePortAddresses } } : {}),
+  };
 }
 
 function interfaceAddresses(name: string): { ipv4?: string; ipv6?: string } {
@@ -23,6 +29,22 @@ function interfaceAddresses(name: string): { ipv4?: string; ipv6?: string } {
   // A link-local address is no DNAT target for connections from other links.
   const ipv6 = addresses.find((a) => a.family === "IPv6" && !a.address.startsWith("fe80"))?.address;
   return { ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}) };
+}
+
+/**
+ * The node's addresses within --nodeport-addresses, where mesh serves health check node ports
+ * (as kube-proxy binds them); empty without the flag: every address.
+ */
+export function nodePortHosts(options: Options): string[] {
+  if (options.nodePortAddresses.length === 0) return [];
+  const within = new BlockList();
+  for (const cidr of options.nodePortAddresses) {
+    const parsed = parseCidr(cidr)!; // validated by options.ts
+    within.addSubnet(parsed.address, parsed.prefix, parsed.family);
+  }
+  return Object.values(networkInterfaces()).flatMap((addresses) =>
+    (addresses ?? []).filter((a) => within.check(a.address, a.family === "IPv4" ? "ipv4" : "ipv6")).map((a) => a.address),
+  );
 }
 
 export function captureDriver(options: Options, nft: NftOptions = {}): CaptureDriver {
@@ -36,9 +58,9 @@ export function captureDriver(options: Options, nft: NftOptions = {}): CaptureDr
       await installCapture(config, nft);
     },
     update: (changes) => updateCapture(config, changes, nft),
-    accepts: (ip) => {
+    accepts: (entry) => {
       try {
-        checkKey(checked, { ip, port: 1 });
+        checkKey(checked, entry);
         return true;
       } catch {
         return false;

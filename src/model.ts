@@ -66,6 +66,8 @@ export interface Backend {
   readonly mode: BackendMode;
   readonly algorithm: string;
   readonly binds: readonly Bind[];
+  /** Mesh mode: the Service port's NodePort, captured on the node's own addresses (not a bind of its own). */
+  readonly nodePort?: number;
   /** ClientIP session affinity: stick on the source address for this many seconds. */
   readonly affinityTimeoutSeconds?: number;
   /** Absent: no health checks (HAProxy trusts Kubernetes' readiness alone). */

@@ -13,6 +13,7 @@ import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
 import type { Logger } from "./log.ts";
 import { structureOf, type Backend } from "./model.ts";
 import { ClusterState } from "./kube/cluster-state.ts";
+import type { HealthCheckNodePort } from "./kube/translate-external.ts";
 import { resolvePortConflicts, type ServiceTranslation, type Skip, type TranslateOptions } from "./kube/translate.ts";
 import type { WatchEventType } from "./kube/watch.ts";
 
@@ -27,6 +28,8 @@ type Events = {
   skipped: [skip: Skip];
   /** Counts after every change. */
   counts: [counts: { services: number; ready: number; drain: number }];
+  /** Mesh mode: a Service's healthCheckNodePort answer after each of its changes (undefined: none, or gone). */
+  healthCheckNodePort: [service: string, check: HealthCheckNodePort | undefined];
 };
 
 export class Proxier extends EventEmitter<Events> {
@@ -99,6 +102,7 @@ export class Proxier extends EventEmitter<Events> {
     if (translation) this.#translations.set(key, translation);
     else this.#translations.delete(key);
     this.#report(key);
+    this.emit("healthCheckNodePort", key, translation?.healthCheckNodePort);
     return translation;
   }
 

@@ -223,3 +223,47 @@ describe("parseListTable", () => {
     test(`unreadable: ${name}`, () => throwsCode(() => parseListTable(text), "E_CAPTURE_FAILED"));
   }
 });
+
+describe("mesh: external addresses and NodePorts", () => {
+  const mesh: CaptureConfig = { ...dualStack, mesh: { nodePortAddresses: [] } };
+  const nodePort = (port: number, listenPort: number): CaptureEntry => ({ port, listenPort });
+
+  test("the NodePort map and its rules: every local address but loopback, after the address maps", () => {
+    const text = renderRuleset({ ...mesh, serviceCidrs: ["198.18.128.0/20"] }, [entry("198.18.200.1", 80, 15100), nodePort(30080, 15101)]);
+    assert.match(text, /\tmap nodeports \{\n\t\ttype inet_service : inet_service\n\t\telements = \{\n\t\t\t30080 : 15101\n\t\t\}\n\t\}\n/);
+    for (const hook of ["prerouting", "output"]) {
+      const chain = new RegExp(`chain ${hook} \\{\\n[^\\n]+\\n([^}]*)\\}`).exec(text)![1]!;
+      assert.deepEqual(chain.trim().split("\n").map((line) => line.trim()), [
+        "meta l4proto tcp redirect to : ip daddr . tcp dport map @captured-ipv4",
+        "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto tcp redirect to : tcp dport map @nodeports",
+      ]);
+    }
+  });
+
+  test("--nodeport-addresses: only those CIDRs, per family; DNAT to the --interface address", () => {
+    const text = renderRuleset({ ...mesh, mesh: { nodePortAddresses: ["198.18.9.0/24"] }, listenAddresses: { ipv4: "198.18.1.1" } });
+    assert.match(text, /\t\tfib daddr type local ip daddr \{ 198\.18\.9\.0\/24 \} meta l4proto tcp dnat ip to 198\.18\.1\.1 : tcp dport map @nodeports\n/);
+    assert.doesNotMatch(text, /ip6 daddr [!{]/, "no IPv6 NodePort rule when only IPv4 addresses are named");
+    throwsCode(() => renderRuleset({ ...mesh, mesh: { nodePortAddresses: ["198.18.9.0/33"] } }), "E_BAD_OPTION", /nodeport address/);
+  });
+
+  test("addresses outside the Service CIDR only in mesh mode, never special ones; NodePorts only in mesh mode", () => {
+    assert.equal(
+      renderChanges(mesh, { remove: [], add: [entry("198.18.200.1", 80, 15100), nodePort(30080, 15101)] }),
+      "add element inet kube-haproxy captured-ipv4 { 198.18.200.1 . 80 : 15100 }\nadd element inet kube-haproxy nodeports { 30080 : 15101 }\n",
+    );
+    throwsCode(() => renderChanges(dualStack, { remove: [], add: [entry("198.18.200.1", 80, 15100)] }), "E_INVALID_IDENTIFIER", /outside the ipv4 service CIDR/);
+    throwsCode(() => renderChanges(dualStack, { remove: [], add: [nodePort(30080, 15101)] }), "E_INVALID_IDENTIFIER", /mesh mode/);
+    throwsCode(() => renderChanges(dualStack, { remove: [nodePort(30080, 15101)], add: [] }), "E_INVALID_IDENTIFIER", /mesh mode only/);
+    for (const ip of ["127.0.0.1", "0.0.0.0", "169.254.1.1", "224.0.0.1", "::1", "fe80::1", "ff02::1"]) {
+      throwsCode(() => renderChanges(mesh, { remove: [], add: [entry(ip, 80, 15100)] }), "E_INVALID_IDENTIFIER", /loopback, link-local/);
+    }
+  });
+
+  test("element changes and the kernel's JSON carry NodePorts as port-only elements", () => {
+    const changes = diffEntries(mesh, [nodePort(30080, 15101), nodePort(30081, 15102)], [nodePort(30080, 15103), nodePort(30082, 15104)]);
+    assert.deepEqual(changes, { remove: [nodePort(30080, 15101), nodePort(30081, 15102)], add: [nodePort(30080, 15103), nodePort(30082, 15104)] });
+    const json = JSON.stringify({ nftables: [{ map: { name: "nodeports", elem: [[30080, 15101]] } }, { map: { name: "captured-ipv4", elem: [[{ concat: ["198.18.200.1", 80] }, 15100]] } }] });
+    assert.deepEqual(parseListTable(json), [nodePort(30080, 15101), entry("198.18.200.1", 80, 15100)]);
+  });
+});

@@ -23,7 +23,8 @@ import { freePort } from "../src/sim/pods.ts";
 import { deferrer, makeBackend, ready, tempDir, waitFor } from "./helpers.ts";
 
 const ROOT = join(import.meta.dirname, "..");
-const DEPLOY = join(ROOT, "deploy");
+/** The base; deploy/kustomization.yaml (onlyfetch), deploy/local/ and deploy/mesh/ are overlays over it. */
+const DEPLOY = join(ROOT, "deploy", "base");
 const KUSTOMIZATION = "kustomization.yaml";
 /** The subcommands a manifest may run (src/cli.ts). */
 const SUBCOMMANDS = new Set(["run", "render", "status"]);
@@ -520,7 +521,7 @@ describe("deploy/: the pod and its containers", () => {
       assert.deepEqual(sc.capabilities?.add ?? [], c.name === "haproxy" ? ["NET_BIND_SERVICE"] : [], `${c.name}: added capabilities`);
       if (c.name === "haproxy") {
         // uid 0 is allowed here only: without ambient capabilities in Kubernetes, a non-root
-        // process cannot use NET_BIND_SERVICE (see deploy/daemonset.yaml). Its one capability
+        // process cannot use NET_BIND_SERVICE (see deploy/base/daemonset.yaml). Its one capability
         // is the whole of its privilege.
         if (sc.runAsUser === 0) assert.notEqual(sc.runAsNonRoot, true, "haproxy: uid 0 contradicts runAsNonRoot");
         else assert.equal(sc.runAsNonRoot, true, "haproxy: non-root unless deliberately uid 0");
@@ -728,7 +729,7 @@ describe("Dockerfile", () => {
 
   test(".dockerignore keeps out what the image does not need", () => {
     // The simulated cluster (a fake API server with a test token) and the demo stay out too.
-    for (const path of ["node_modules", "node_modules/yaml/package.json", "test/deploy.test.ts", "bench", ".git", ".ci/run", "deploy/daemonset.yaml", "README.md", "src/sim/api-server.ts", "src/demo.ts"]) {
+    for (const path of ["node_modules", "node_modules/yaml/package.json", "test/deploy.test.ts", "bench", ".git", ".ci/run", "deploy/base/daemonset.yaml", "README.md", "src/sim/api-server.ts", "src/demo.ts"]) {
       assert.ok(ignored(path), `${path} is excluded from the build context`);
     }
     for (const path of ["src/main.js", "src/cli.ts", "src/haproxy/render.ts", "package-lock.json"]) assert.ok(!ignored(path), `${path} is in the build context`);

@@ -7,19 +7,16 @@ import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
 import type { V1Service } from "@kubernetes/client-node";
 import { readCapture } from "../src/capture/index.ts";
-import { renderFromCluster } from "../src/bootstrap.ts";
 import { poolTarget } from "../src/dataplane/pool.ts";
 import { reloadCount } from "../src/haproxy/master.ts";
 import { silentLogger } from "../src/log.ts";
 import { startSidecar, type Sidecar } from "../src/sidecar.ts";
 import { startSimulatedCluster } from "../src/sim/cluster.ts";
-import { startHaproxy } from "../src/sim/haproxy.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
-import { fastOptions } from "../src/sim/world.ts";
 import { CLI, tempDir, waitFor } from "./helpers.ts";
 import { bodies, createLab, netnsTestOptions, type Agent } from "./netns.ts";
 import type { Outcome } from "./netns-agent.ts";
-import { SERVICE_CIDRS, STANDIN, buildNode } from "./netns-node.ts";
+import { SERVICE_CIDRS, STANDIN, buildNode, startNodeHaproxy } from "./netns-node.ts";
 
 const TOOLS = ["ip", "nft", "iptables"];
 const PODS = [{ ip: "198.18.2.2" }, { ip: "198.18.3.2" }];
@@ -59,16 +56,7 @@ test("local mode: the sidecar serves ClusterIPs through the pool, Services come 
   // DNS: UDP is skipped, TCP served; the UDP query must still reach kube-proxy's stand-in.
   api.upsert("services", makeService("kube-system", "kube-dns", [{ name: "dns", port: 53, protocol: "UDP" }], (s) => (s.spec!.clusterIP = STANDIN.dns.ip)));
 
-  const options = fastOptions(dir, cluster.kubeconfig, 4, {
-    "proxy-mode": "local",
-    "service-cidr": SERVICE_CIDRS.join(","),
-    "capture-port": String(FIRST_PORT),
-    "hostname-override": "node-a",
-  });
-  const nft = { command: node.wrap(["nft"]) };
-  await renderFromCluster(options, silentLogger, {});
-  const haproxy = await startHaproxy({ dir, configPath: options.config, binary: await lab.wrapper(node, "haproxy", dir) });
-  t.after(() => haproxy.kill());
+  const { options, nft, haproxy } = await startNodeHaproxy(t, lab, node, cluster, { dir, mode: "local", firstPort: FIRST_PORT });
   let sidecar: Sidecar = startSidecar(options, { log: silentLogger, env: {}, nft });
   t.after(() => sidecar.stop());
   await sidecar.started;

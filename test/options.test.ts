@@ -167,3 +167,15 @@ test("a command reads only its own flags from the environment", () => {
   assert.ok(flagsOf("render").includes("timeout") && !flagsOf("render").includes("master-socket"));
   assert.ok(flagsOf("run").includes("take-over") && !flagsOf("run").includes("timeout"));
 });
+
+test("mesh: --nodeport-addresses, canonical CIDRs of either family, from the flag or KUBE_HAPROXY_NODEPORT_ADDRESSES; mesh only", () => {
+  const mesh = { "proxy-mode": "mesh", "service-cidr": "10.96.0.0/12" };
+  assert.deepEqual(resolveOptions(mesh, {}, "run").nodePortAddresses, []);
+  assert.deepEqual(resolveOptions({ ...mesh, "nodeport-addresses": "192.168.0.0/16, FD00:0::/64" }, {}, "run").nodePortAddresses, ["192.168.0.0/16", "fd00::/64"]);
+  assert.deepEqual(resolveOptions(mesh, { KUBE_HAPROXY_NODEPORT_ADDRESSES: "10.0.0.0/8" }, "capture").nodePortAddresses, ["10.0.0.0/8"]);
+  for (const bad of ["10.0.0.0", "10.0.0.0/33", "eth0", "primary"]) {
+    assert.throws(() => resolveOptions({ ...mesh, "nodeport-addresses": bad }, {}, "run"), (e: unknown) => isKubeHaproxyError(e, "E_BAD_OPTION") && e.message.includes("--nodeport-addresses"), bad);
+  }
+  assert.throws(() => resolveOptions({ "proxy-mode": "local", "service-cidr": "10.96.0.0/12", "nodeport-addresses": "10.0.0.0/8" }, {}, "run"), /mesh mode only/);
+  assert.throws(() => resolveOptions({ "proxy-mode": "mesh" }, {}, "run"), /mesh mode needs the cluster's Service CIDR/);
+});

@@ -28,7 +28,7 @@ export function diffEntries(config: CaptureConfig, applied: readonly CaptureEntr
 }
 
 function plain(entry: CheckedEntry): CaptureEntry {
-  return { ip: entry.ip, port: entry.port, listenPort: entry.listenPort };
+  return { ...(entry.ip === undefined ? {} : { ip: entry.ip }), port: entry.port, listenPort: entry.listenPort };
 }
 
 export function isEmpty(changes: CaptureChanges): boolean {

@@ -1,11 +1,11 @@
 // Reads the entries back from `nft -j list table inet kube-haproxy`. Pure. Anything in our maps
-// that is not `[{"concat": [address, port]}, listener]` is an error, never skipped.
+// that is not `[{"concat": [address, port]}, listener]` or `[port, listener]` is an error, never skipped.
 
 import { KubeHaproxyError } from "../errors.ts";
 import { mapName } from "./ruleset.ts";
 import { canonicalKey, type CaptureEntry } from "./spec.ts";
 
-const OUR_MAPS: ReadonlySet<string> = new Set([mapName("ipv4"), mapName("ipv6")]);
+const OUR_MAPS: ReadonlySet<string> = new Set([mapName("ipv4"), mapName("ipv6"), mapName("nodeport")]);
 
 function unreadable(what: string, value: unknown): KubeHaproxyError {
   return new KubeHaproxyError("E_CAPTURE_FAILED", `cannot read nft's ${what}: ${JSON.stringify(value)?.slice(0, 200)}`);
@@ -20,6 +20,7 @@ function port(value: unknown): number {
 function entryOf(element: unknown): CaptureEntry {
   if (!Array.isArray(element) || element.length !== 2) throw unreadable("map element", element);
   const [key, listener] = element as [unknown, unknown];
+  if (typeof key === "number") return { port: canonicalKey({ port: key }).port, listenPort: port(listener) }; // a NodePort
   const concat = (key as { concat?: unknown } | null)?.concat;
   if (!Array.isArray(concat) || concat.length !== 2 || typeof concat[0] !== "string") throw unreadable("map key", key);
   const checked = canonicalKey({ ip: concat[0], port: port(concat[1]) });

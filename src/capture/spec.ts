@@ -6,9 +6,15 @@ import { KubeHaproxyError } from "../errors.ts";
 
 export type Family = "ipv4" | "ipv6";
 
-/** One captured Service port: TCP to `ip:port` goes to HAProxy's listener on `listenPort`. */
+/** Which map an entry lives in: address and port per family, or a port alone (NodePorts, mesh). */
+export type MapKind = Family | "nodeport";
+
+/**
+ * One captured Service port: TCP to `ip:port` goes to HAProxy's listener on `listenPort`. Without
+ * `ip`, a NodePort: TCP to `port` on any local address of the node (within --nodeport-addresses).
+ */
 export interface CaptureEntry {
-  readonly ip: string;
+  readonly ip?: string;
   readonly port: number;
   readonly listenPort: number;
 }
@@ -27,6 +33,12 @@ export interface CaptureConfig {
    * it when that interface has no address of the family (unnumbered veths, as Calico makes them).
    */
   readonly listenAddresses?: { readonly ipv4?: string; readonly ipv6?: string };
+  /**
+   * Mesh mode: addresses outside the Service CIDRs (externalIPs, load balancer IPs) may be
+   * captured, and NodePorts on the node's own addresses: those within `nodePortAddresses`
+   * (CIDRs, kube-proxy's --nodeport-addresses), or every local address but loopback when empty.
+   */
+  readonly mesh?: { readonly nodePortAddresses: readonly string[] };
 }
 
 /** A configuration after its checks: canonical addresses, the families it captures. */
@@ -35,6 +47,8 @@ export interface CheckedConfig {
   readonly families: readonly Family[];
   readonly listenAddresses: Readonly<Partial<Record<Family, string>>>;
   readonly ranges: Readonly<Record<Family, BlockList>>;
+  /** Mesh mode: the --nodeport-addresses CIDRs per family (canonical), none: every non-loopback local address. */
+  readonly mesh?: { readonly nodePortCidrs: Readonly<Record<Family, readonly string[]>> };
 }
 
 function badOption(message: string): KubeHaproxyError {
@@ -59,6 +73,15 @@ function isPort(value: unknown): value is number {
   return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
 }
 
+/** A CIDR's family, canonical address and prefix; undefined when it is not one. */
+export function parseCidr(cidr: string): { family: Family; address: string; prefix: number } | undefined {
+  const [address = "", prefixText = "", ...rest] = String(cidr).split("/");
+  const family = familyOf(address);
+  const prefix = Number(prefixText);
+  if (!family || rest.length > 0 || !/^\d{1,3}$/.test(prefixText) || prefix > (family === "ipv4" ? 32 : 128)) return undefined;
+  return { family, address: canonicalIp(address, family), prefix };
+}
+
 export function checkConfig(config: CaptureConfig): CheckedConfig {
   const { first, last } = config.listenPorts;
   if (!isPort(first) || !isPort(last) || first > last) {
@@ -67,13 +90,9 @@ export function checkConfig(config: CaptureConfig): CheckedConfig {
   const families: Family[] = [];
   const ranges: Record<Family, BlockList> = { ipv4: new BlockList(), ipv6: new BlockList() };
   for (const cidr of config.serviceCidrs) {
-    const [address = "", prefixText = "", ...rest] = String(cidr).split("/");
-    const family = familyOf(address);
-    const prefix = Number(prefixText);
-    const bits = family === "ipv4" ? 32 : 128;
-    if (!family || rest.length > 0 || !/^\d{1,3}$/.test(prefixText) || prefix > bits) {
-      throw badOption(`invalid service CIDR ${JSON.stringify(cidr)}`);
-    }
+    const parsed = parseCidr(cidr);
+    if (!parsed) throw badOption(`invalid service CIDR ${JSON.stringify(cidr)}`);
+    const { family, address, prefix } = parsed;
     if (families.includes(family)) throw badOption(`more than one ${family} service CIDR: ${JSON.stringify(config.serviceCidrs)}`);
     families.push(family);
     ranges[family].addSubnet(address, prefix, family);
@@ -86,35 +105,68 @@ export function checkConfig(config: CaptureConfig): CheckedConfig {
     if ((key !== "ipv4" && key !== "ipv6") || familyOf(ip) !== key) throw badOption(`invalid ${key} listen address ${JSON.stringify(ip)}`);
     listenAddresses[key] = canonicalIp(ip, key);
   }
-  return { listenPorts: { first, last }, families, listenAddresses, ranges };
+  return { listenPorts: { first, last }, families, listenAddresses, ranges, ...(config.mesh ? { mesh: { nodePortCidrs: nodePortCidrs(config.mesh.nodePortAddresses) } } : {}) };
 }
 
-/** A Service address and port, canonical: as nft prints them back. */
-export interface CheckedKey {
-  readonly ip: string;
-  readonly port: number;
-  readonly family: Family;
+function nodePortCidrs(cidrs: readonly string[]): Record<Family, string[]> {
+  const out: Record<Family, string[]> = { ipv4: [], ipv6: [] };
+  for (const cidr of cidrs) {
+    const parsed = parseCidr(cidr);
+    if (!parsed) throw badOption(`invalid nodeport address CIDR ${JSON.stringify(cidr)}`);
+    out[parsed.family].push(`${parsed.address}/${parsed.prefix}`);
+  }
+  return out;
 }
+
+/**
+ * Addresses no Service may capture even in mesh mode, as the API server refuses them for
+ * externalIPs (ValidateNonSpecialIP): unspecified, loopback, link-local, multicast.
+ */
+const SPECIAL = new BlockList();
+for (const [address, prefix, family] of [
+  ["0.0.0.0", 8, "ipv4"], ["127.0.0.0", 8, "ipv4"], ["169.254.0.0", 16, "ipv4"], ["224.0.0.0", 4, "ipv4"],
+  ["::", 128, "ipv6"], ["::1", 128, "ipv6"], ["fe80::", 10, "ipv6"], ["ff00::", 8, "ipv6"],
+] as const) SPECIAL.addSubnet(address, prefix, family);
+
+/** A Service address and port (or a NodePort: no address), canonical: as nft prints them back. */
+export interface CheckedKey {
+  readonly ip?: string;
+  readonly port: number;
+  readonly kind: MapKind;
+}
+
+type Key = { readonly ip?: string | undefined; readonly port: number };
 
 /** Only the format is checked: whatever the kernel holds can be read and taken out. */
-export function canonicalKey(key: { readonly ip: string; readonly port: number }): CheckedKey {
+export function canonicalKey(key: Key): CheckedKey {
+  if (!isPort(key.port)) throw invalid("captured port", key.port);
+  if (key.ip === undefined) return { port: key.port, kind: "nodeport" };
   const family = familyOf(key.ip);
   if (!family) throw invalid("captured address", key.ip);
-  if (!isPort(key.port)) throw invalid("captured port", key.port);
-  return { ip: canonicalIp(key.ip, family), port: key.port, family };
+  return { ip: canonicalIp(key.ip, family), port: key.port, kind: family };
 }
 
-/** A Service address and port, canonical, inside the Service CIDR of its family. */
-export function checkKey(config: CheckedConfig, key: { readonly ip: string; readonly port: number }): CheckedKey {
+/**
+ * A Service address and port, canonical, inside the Service CIDR of its family; in mesh mode
+ * also any other address a Service may name (externalIPs, load balancer IPs), and NodePorts.
+ */
+export function checkKey(config: CheckedConfig, key: Key): CheckedKey {
   const checked = canonicalKey(key);
-  // A bug upstream must not capture, say, the API server's own address.
-  if (!config.families.includes(checked.family) || !config.ranges[checked.family].check(checked.ip, checked.family)) {
-    throw invalid(`captured address (outside the ${checked.family} service CIDR)`, key.ip);
+  if (checked.kind === "nodeport" || checked.ip === undefined) {
+    if (!config.mesh) throw invalid("captured address (a NodePort needs mesh mode)", key.port);
+    return checked;
   }
+  const family = checked.kind;
+  if (!config.families.includes(family)) throw invalid(`captured address (no ${family} service CIDR)`, key.ip);
+  if (config.ranges[family].check(checked.ip, family)) return checked;
+  // A bug upstream must not capture, say, the API server's own address: outside the Service
+  // CIDR only in mesh mode, and never a loopback, link-local or multicast address.
+  if (!config.mesh) throw invalid(`captured address (outside the ${family} service CIDR)`, key.ip);
+  if (SPECIAL.check(checked.ip, family)) throw invalid("captured address (loopback, link-local, multicast or unspecified)", key.ip);
   return checked;
 }
 
-export type CheckedEntry = CaptureEntry & { readonly family: Family };
+export type CheckedEntry = CaptureEntry & { readonly kind: MapKind };
 
 export function checkEntry(config: CheckedConfig, entry: CaptureEntry): CheckedEntry {
   const { first, last } = config.listenPorts;
@@ -124,9 +176,9 @@ export function checkEntry(config: CheckedConfig, entry: CaptureEntry): CheckedE
   return { ...checkKey(config, entry), listenPort: entry.listenPort };
 }
 
-/** The identity of an entry, whatever its listener. */
-export function entryKey(entry: { readonly ip: string; readonly port: number }): string {
-  return `${entry.ip} ${entry.port}`;
+/** The identity of an entry, whatever its listener (`* <port>` for a NodePort). */
+export function entryKey(entry: Key): string {
+  return `${entry.ip ?? "*"} ${entry.port}`;
 }
 
 /**
@@ -147,7 +199,7 @@ export function checkEntries(config: CheckedConfig, entries: readonly CaptureEnt
 }
 
 export function compareEntries(a: CheckedKey, b: CheckedKey): number {
-  if (a.family !== b.family) return a.family < b.family ? -1 : 1;
-  if (a.ip !== b.ip) return a.ip < b.ip ? -1 : 1;
+  if (a.kind !== b.kind) return a.kind < b.kind ? -1 : 1;
+  if (a.ip !== b.ip) return (a.ip ?? "") < (b.ip ?? "") ? -1 : 1;
   return a.port - b.port;
 }

@@ -21,8 +21,8 @@ export interface CaptureDriver {
   install(listenPorts: { readonly first: number; readonly last: number }): Promise<void>;
   /** Element changes in one transaction. */
   update(changes: { readonly remove: readonly PoolEntry[]; readonly add: readonly PoolEntry[] }): Promise<void>;
-  /** Whether a ClusterIP may be captured at all (inside a --service-cidr). */
-  accepts(ip: string): boolean;
+  /** Whether an entry may be captured at all (a ClusterIP inside a --service-cidr; in mesh, external addresses and NodePorts too). */
+  accepts(entry: { readonly ip?: string; readonly port: number }): boolean;
 }
 
 /**
@@ -136,10 +136,10 @@ export class LocalPool {
   refusals(): string[] {
     const out: string[] = [];
     for (const [name, service] of this.#services) {
-      const outside = service.binds.filter((bind) => !this.#options.capture.accepts(bind.address));
+      const outside = service.binds.filter((bind) => !this.#options.capture.accepts({ ip: bind.address, port: bind.port }));
       if (outside.length === 0 || this.#refused.has(name)) continue;
       this.#refused.add(name);
-      out.push(`${service.servicePort}: ClusterIP ${outside.map((bind) => bind.address).join(", ")} is outside --service-cidr; not captured`);
+      out.push(`${service.servicePort}: ${outside.map((bind) => bind.address).join(", ")} cannot be captured (outside --service-cidr, or special); not captured`);
     }
     return out;
   }
@@ -150,7 +150,7 @@ export class LocalPool {
     const wanted = new Map<string, PoolEntry>();
     for (const [service, pool] of this.#claims) {
       for (const entry of entriesOf(this.#services.get(service)!, listenPorts.get(pool)!)) {
-        if (this.#options.capture.accepts(entry.ip)) wanted.set(entryId(entry), entry);
+        if (this.#options.capture.accepts(entry)) wanted.set(entryId(entry), entry);
       }
     }
     return wanted;

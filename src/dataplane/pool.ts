@@ -29,9 +29,9 @@ export interface PoolBackend {
   readonly listenPort: number;
 }
 
-/** One captured Service address: TCP to ip:port goes to listenPort (the capture's map element). */
+/** One captured Service address: TCP to ip:port goes to listenPort (the capture's map element); no ip: a NodePort. */
 export interface PoolEntry {
-  readonly ip: string;
+  readonly ip?: string;
   readonly port: number;
   readonly listenPort: number;
 }
@@ -75,13 +75,14 @@ export function canonicalIp(ip: string): string {
   return version === 0 ? ip : new SocketAddress({ address: ip, family: version === 4 ? "ipv4" : "ipv6" }).address;
 }
 
-export function entryId(entry: { readonly ip: string; readonly port: number }): string {
-  return `${canonicalIp(entry.ip)} ${entry.port}`;
+export function entryId(entry: { readonly ip?: string | undefined; readonly port: number }): string {
+  return `${entry.ip === undefined ? "*" : canonicalIp(entry.ip)} ${entry.port}`;
 }
 
-/** The map elements a claimed Service port needs: each of its ClusterIPs at its port. */
+/** The map elements a claimed Service port needs: each of its addresses at its port, and its NodePort (mesh). */
 export function entriesOf(service: Backend, listenPort: number): PoolEntry[] {
-  return service.binds.map((bind) => ({ ip: canonicalIp(bind.address), port: bind.port, listenPort }));
+  const entries: PoolEntry[] = service.binds.map((bind) => ({ ip: canonicalIp(bind.address), port: bind.port, listenPort }));
+  return service.nodePort === undefined ? entries : [...entries, { port: service.nodePort, listenPort }];
 }
 
 /**
@@ -152,8 +153,8 @@ export function planClaims({ services, pool, claims, captured }: ClaimInput): Cl
   for (const name of names) {
     if (out.has(name)) continue;
     const service = services.get(name)!;
-    for (const bind of service.binds) {
-      const backend = byPort.get(captured.get(entryId({ ip: bind.address, port: bind.port })) ?? 0);
+    for (const entry of entriesOf(service, 0)) {
+      const backend = byPort.get(captured.get(entryId(entry)) ?? 0);
       if (fits(service, backend)) {
         take(name, backend);
         break;

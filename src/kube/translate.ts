@@ -6,6 +6,7 @@
 import type { V1EndpointConditions, V1EndpointSlice, V1Service, V1ServicePort } from "@kubernetes/client-node";
 import { backendName, endpointKey, isEndpointAddress, isPort, parseHealthCheck } from "../model.ts";
 import type { Backend, BackendMode, Bind, Endpoint, HealthCheck } from "../model.ts";
+import { healthCheckNodePort, withExternal, type HealthCheckNodePort } from "./translate-external.ts";
 
 /**
  * onlyfetch (the default): every Service port gets a frontend at bindAddress:<service port>.
@@ -15,7 +16,7 @@ import type { Backend, BackendMode, Bind, Endpoint, HealthCheck } from "../model
 export interface TranslateOptions {
   readonly bindAddress: string;
   /** Local mode, on this node (`--hostname-override`): internalTrafficPolicy Local keeps its endpoints only. */
-  readonly local?: { readonly nodeName: string };
+  readonly local?: { readonly nodeName: string; readonly mesh?: boolean };
   /** Default balance algorithm (--algorithm), one of `algorithms`. */
   readonly algorithm: string;
   /** The balance algorithms the kube-haproxy.io/algorithm annotation may name (the data plane's). */
@@ -58,6 +59,8 @@ export interface ServiceTranslation {
   readonly skipped: readonly Skip[];
   /** metadata.creationTimestamp in ms; the older Service wins a port conflict. */
   readonly createdAt: number;
+  /** Mesh mode: what the Service's healthCheckNodePort answers on this node, when it has one. */
+  readonly healthCheckNodePort?: HealthCheckNodePort;
 }
 
 const LABEL_SERVICE_NAME = "kubernetes.io/service-name";
@@ -181,8 +184,26 @@ export function translateService(
       ...(triggerTime === undefined ? {} : { triggerTime }),
     });
   }
-  backends.sort((a, b) => compare(a.name, b.name));
-  return { key, backends, skipped, createdAt };
+  const mesh = options.local?.mesh ? meshPart(service, key, backends, ipSlices, options.local.nodeName, skipped) : undefined;
+  const served = mesh?.backends ?? backends;
+  served.sort((a, b) => compare(a.name, b.name));
+  return { key, backends: served, skipped, createdAt, ...(mesh?.healthCheckNodePort ? { healthCheckNodePort: mesh.healthCheckNodePort } : {}) };
+}
+
+/** Mesh mode: the external destinations and externalTrafficPolicy (translate-external.ts). */
+function meshPart(service: V1Service, key: string, backends: Backend[], slices: readonly V1EndpointSlice[], nodeName: string, skipped: Skip[]) {
+  const localSlices = slices.map((slice) => onlyNode(slice, nodeName));
+  const invalid = (message: string): void => void skipped.push({ service: key, reason: "invalid-object", message: `Service ${key}: ${message}` });
+  return {
+    backends: withExternal({
+      service,
+      key,
+      backends,
+      localEndpoints: (port) => portEndpoints(port, port.name || String(port.port), localSlices, key, []),
+      invalid,
+    }),
+    healthCheckNodePort: healthCheckNodePort(service, slices, nodeName),
+  };
 }
 
 /**

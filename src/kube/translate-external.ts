@@ -1,0 +1,129 @@
+// Mesh mode's part of the translation: a Service's external destinations (externalIPs, load
+// balancer ingress IPs, NodePorts) and externalTrafficPolicy, with kube-proxy's semantics
+// (pkg/proxy/service.go, healthcheck/). Pure, like translate.ts, which calls it.
+//
+//   Service port ─┬─ externalTrafficPolicy Cluster: one backend, every endpoint; its binds are
+//                 │  the ClusterIPs and the external IPs, plus its NodePort
+//                 └─ externalTrafficPolicy Local: the ClusterIP backend as in local mode, and a
+//                    second one, `<backend>:external`, holding only this node's endpoints, for
+//                    the external IPs and the NodePort
+//
+// Two backends, because the capture sends each destination to one listener (one pool backend):
+// ClusterIP traffic of an eTP Local Service still goes to every endpoint, external traffic only
+// to this node's. No local endpoint: the external backend has no servers and HAProxy closes the
+// connection (kube-proxy drops it), never another node's pod.
+
+import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
+import { backendName, isEndpointAddress, isPort, type Backend, type Endpoint } from "../model.ts";
+
+/** One Service port as the spec declares it (name, port, nodePort). */
+type ServicePort = NonNullable<NonNullable<V1Service["spec"]>["ports"]>[number];
+
+export interface ExternalInput {
+  readonly service: V1Service;
+  /** namespace/name */
+  readonly key: string;
+  /** The Service's backends as local mode translates them (binds: its ClusterIPs). */
+  readonly backends: readonly Backend[];
+  /** This node's endpoints of a Service port (for externalTrafficPolicy Local). */
+  readonly localEndpoints: (port: ServicePort) => Endpoint[];
+  /** Why an external address is not used, for the skip records. */
+  readonly invalid: (message: string) => void;
+}
+
+/** kube-proxy's healthCheckNodePort answer for one Service on this node. */
+export interface HealthCheckNodePort {
+  readonly port: number;
+  /** Ready endpoints on this node, counted by IP over all ports (kube-proxy's LocalReadyEndpoints). */
+  readonly localEndpoints: number;
+}
+
+function isLoadBalancer(service: V1Service): boolean {
+  return service.spec?.type === "LoadBalancer";
+}
+
+function hasNodePorts(service: V1Service): boolean {
+  return service.spec?.type === "NodePort" || isLoadBalancer(service);
+}
+
+/**
+ * externalIPs, then the load balancer's ingress IPs, valid ones, once each. An ingress with
+ * `ipMode: Proxy` is left out, as kube-proxy does: its load balancer proxies to the NodePorts and
+ * does not send packets addressed to that IP.
+ */
+export function externalAddresses(service: V1Service, invalid: (message: string) => void): string[] {
+  const out = new Set<string>();
+  const add = (ip: unknown, what: string): void => {
+    if (isEndpointAddress(ip)) out.add(ip);
+    else invalid(`${what} ${JSON.stringify(ip ?? null)} is not an IP address; it is ignored.`);
+  };
+  for (const ip of service.spec?.externalIPs ?? []) add(ip, "externalIP");
+  if (isLoadBalancer(service)) {
+    for (const ingress of service.status?.loadBalancer?.ingress ?? []) {
+      if (ingress.ip === undefined || ingress.ipMode === "Proxy") continue; // hostname-only ingress: nothing to capture
+      add(ingress.ip, "load balancer ingress IP");
+    }
+  }
+  return [...out].sort();
+}
+
+/** The Service port's NodePort, when its type has them and one is allocated. */
+function nodePortOf(service: V1Service, port: ServicePort): number | undefined {
+  return hasNodePorts(service) && isPort(port.nodePort) ? port.nodePort : undefined;
+}
+
+function externalPolicyLocal(service: V1Service): boolean {
+  return service.spec?.externalTrafficPolicy === "Local";
+}
+
+/** The backends of a Service in mesh mode: local mode's, with the external destinations added (see the top of this file). */
+export function withExternal(input: ExternalInput): Backend[] {
+  const { service, key, backends } = input;
+  const addresses = externalAddresses(service, input.invalid);
+  const local = externalPolicyLocal(service);
+  const [namespace = "", name = ""] = key.split("/");
+  const out: Backend[] = [];
+  for (const backend of backends) {
+    const portId = backend.servicePort.slice(key.length + 1);
+    const port = (service.spec?.ports ?? []).find((p) => (p.name || String(p.port)) === portId);
+    const nodePort = port && nodePortOf(service, port);
+    if (!port || (addresses.length === 0 && nodePort === undefined)) {
+      out.push(backend);
+      continue;
+    }
+    const binds = addresses.map((address) => ({ address, port: port.port }));
+    const withNodePort = nodePort === undefined ? {} : { nodePort };
+    if (!local) {
+      out.push({ ...backend, ...withNodePort, binds: [...backend.binds, ...binds] });
+      continue;
+    }
+    out.push(backend, {
+      ...backend,
+      ...withNodePort,
+      name: backendName(namespace, name, `${portId}:external`),
+      servicePort: `${backend.servicePort} (external)`,
+      binds,
+      endpoints: input.localEndpoints(port),
+    });
+  }
+  return out;
+}
+
+/**
+ * What the Service's healthCheckNodePort answers on this node: only a LoadBalancer Service with
+ * externalTrafficPolicy Local has one. Counted as kube-proxy does: ready endpoints (not serving
+ * terminating ones: the load balancer should move away from a node whose pods are going) whose
+ * nodeName is this node, by distinct IP over all the Service's ports.
+ */
+export function healthCheckNodePort(service: V1Service, slices: readonly V1EndpointSlice[], nodeName: string): HealthCheckNodePort | undefined {
+  const port = service.spec?.healthCheckNodePort;
+  if (!isLoadBalancer(service) || !externalPolicyLocal(service) || !isPort(port)) return undefined;
+  const ips = new Set<string>();
+  for (const slice of slices) {
+    for (const endpoint of slice.endpoints ?? []) {
+      const ip = endpoint.addresses?.[0];
+      if (endpoint.nodeName === nodeName && (endpoint.conditions?.ready ?? true) && isEndpointAddress(ip)) ips.add(ip);
+    }
+  }
+  return { port, localEndpoints: ips.size };
+}
