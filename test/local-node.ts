@@ -1,0 +1,108 @@
+// One node running local mode, for the end-to-end tests (and the bench): the namespaces of
+// test/netns-node.ts, the fake API server, `render`'s pool configuration, a real HAProxy inside
+// the node namespace and the real sidecar (startSidecar) running nft there. Everything it starts
+// is stopped by teardowns registered on `t` before the next thing starts.
+
+import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
+import { renderFromCluster } from "../src/bootstrap.ts";
+import type { NftOptions } from "../src/capture/index.ts";
+import { reloadCount } from "../src/haproxy/master.ts";
+import { silentLogger } from "../src/log.ts";
+import type { Options, RawFlags } from "../src/options.ts";
+import { startSidecar, type Sidecar } from "../src/sidecar.ts";
+import type { FakeApiServer } from "../src/sim/api-server.ts";
+import { startSimulatedCluster } from "../src/sim/cluster.ts";
+import { startHaproxy, type HaproxyProcess } from "../src/sim/haproxy.ts";
+import { makeService, makeSlice, type PodEndpoint } from "../src/sim/objects.ts";
+import { fastOptions } from "../src/sim/world.ts";
+import { tempDir, waitFor } from "./helpers.ts";
+import { createLab, type Agent } from "./netns.ts";
+import type { Outcome } from "./netns-agent.ts";
+import { SERVICE_CIDRS, buildNode, type NodeTopology } from "./netns-node.ts";
+
+export const LOCAL_TOOLS = ["ip", "nft", "iptables"];
+export const PODS: readonly PodEndpoint[] = [{ ip: "198.18.2.2" }, { ip: "198.18.3.2" }];
+export const NODE_NAME = "node-a";
+
+/** A Service of `default` with these ClusterIPs (dual-stack when two) and TCP ports `p<port>`; unlabelled: local mode serves every Service. */
+export function service(name: string, clusterIPs: string | readonly string[], ports: readonly number[], patch: (s: V1Service) => void = () => {}): V1Service {
+  const ips = typeof clusterIPs === "string" ? [clusterIPs] : [...clusterIPs];
+  return makeService("default", name, ports.map((port) => ({ name: `p${port}`, port })), (s) => {
+    s.spec!.clusterIP = ips[0]!;
+    s.spec!.clusterIPs = ips;
+    s.spec!.ipFamilies = ips.map((ip) => (ip.includes(":") ? "IPv6" : "IPv4"));
+    delete s.metadata!.labels;
+    patch(s);
+  });
+}
+
+/** Its EndpointSlice: each port `p<port>` targets 8080 on the pods (the agents' HTTP servers). */
+export function slice(name: string, ports: readonly number[], endpoints: readonly PodEndpoint[] = PODS, patch?: (s: V1EndpointSlice) => void, sliceName = `${name}-1`): V1EndpointSlice {
+  return makeSlice("default", name, sliceName, endpoints, ports.map((port) => ({ name: `p${port}`, port: 8080 })), patch);
+}
+
+/** A slice patch: endpoint i runs on nodes[i]. */
+export function onNodes(nodes: readonly string[]): (s: V1EndpointSlice) => void {
+  return (s) => s.endpoints!.forEach((endpoint, i) => (endpoint.nodeName = nodes[i]));
+}
+
+export interface LocalNode extends NodeTopology {
+  readonly api: FakeApiServer;
+  readonly options: Options;
+  readonly haproxy: HaproxyProcess;
+  readonly nft: NftOptions;
+  /** The running sidecar (a new one after restartSidecar). */
+  readonly sidecar: Sidecar;
+  restartSidecar(): Promise<void>;
+  reloads(): Promise<number>;
+}
+
+/**
+ * Starts the node: `seed` fills the API server first (what `render` sees), then render, HAProxy,
+ * the sidecar, and waits for its first sync. `flags` are added to the local-mode flags.
+ */
+export async function startLocalNode(t: { after(fn: () => Promise<void>): void }, flags: RawFlags = {}, seed: (api: FakeApiServer) => void = () => {}, firstPort = 15200): Promise<LocalNode> {
+  const lab = await createLab(t, LOCAL_TOOLS);
+  const topology = await buildNode(lab);
+  const dir = await tempDir(t, "kh-local-");
+  const cluster = await startSimulatedCluster(dir);
+  t.after(() => cluster.stop());
+  seed(cluster.api);
+  const options = fastOptions(dir, cluster.kubeconfig, 4, {
+    "proxy-mode": "local",
+    "service-cidr": SERVICE_CIDRS.join(","),
+    "capture-port": String(firstPort),
+    "hostname-override": NODE_NAME,
+    ...flags,
+  });
+  const nft = { command: topology.node.wrap(["nft"]) };
+  await renderFromCluster(options, silentLogger, {});
+  const haproxy = await startHaproxy({ dir, configPath: options.config, binary: await lab.wrapper(topology.node, options.haproxyBinary, dir) });
+  t.after(() => haproxy.kill());
+  let sidecar = startSidecar(options, { log: silentLogger, env: {}, nft });
+  t.after(() => sidecar.stop());
+  await sidecar.started;
+  await sidecar.dataplane.whenSynced();
+  return {
+    ...topology,
+    api: cluster.api,
+    options,
+    haproxy,
+    nft,
+    get sidecar() {
+      return sidecar;
+    },
+    async restartSidecar() {
+      await sidecar.stop();
+      sidecar = startSidecar(options, { log: silentLogger, env: {}, nft });
+      await sidecar.started;
+      await sidecar.dataplane.whenSynced();
+    },
+    reloads: () => reloadCount(haproxy.masterSocket),
+  };
+}
+
+/** Waits until `ip:port` from `agent` comes to `kind` (a new Service port reaching HAProxy, a deleted one refused). */
+export async function until(agent: Agent, ip: string, port: number, kind: Outcome["kind"], what: string): Promise<void> {
+  await waitFor(async () => (await agent.http(ip, port, 1_000)).kind === kind, 15_000, what);
+}
