@@ -5,6 +5,9 @@ import { networkInterfaces } from "node:os";
 import { checkConfig, installCapture, readCapture, updateCapture, type CaptureConfig, type NftOptions } from "./capture/index.ts";
 import { checkKey } from "./capture/spec.ts";
 import type { CaptureDriver, LocalOptions } from "./dataplane/local.ts";
+import { loadKubeConfig } from "./kube/kubeconfig.ts";
+import { readNodeZone } from "./kube/node.ts";
+import type { Logger } from "./log.ts";
 import { layoutBackend } from "./dataplane/planner.ts";
 import { freshPool } from "./dataplane/pool.ts";
 import type { RenderedBackend } from "./haproxy/render.ts";
@@ -64,4 +67,19 @@ function poolSettings(options: Options): Omit<LocalOptions, "capture"> {
 export function initialPool(options: Options, services: readonly Backend[]): RenderedBackend[] {
   const settings = poolSettings(options);
   return freshPool(services, settings).map((backend) => layoutBackend(backend));
+}
+
+/**
+ * This node's zone for topology hints, read once (src/kube/node.ts says why). When the Node cannot
+ * be read, hints are ignored (as kube-proxy does on a node without the label) and it says so.
+ */
+export async function nodeZone(options: Options, env: NodeJS.ProcessEnv, log: Logger): Promise<string | undefined> {
+  try {
+    const zone = await readNodeZone(loadKubeConfig(options.kubeconfig, env), options.nodeName);
+    log.info(zone === undefined ? `Node ${options.nodeName} has no zone label: topology hints are not followed` : `Node ${options.nodeName} is in zone ${zone}: topology hints are followed`);
+    return zone;
+  } catch (error) {
+    log.warn(`${(error as Error).message}; topology hints are not followed until the sidecar restarts`);
+    return undefined;
+  }
 }

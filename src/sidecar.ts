@@ -11,7 +11,7 @@ import { MasterReloader } from "./dataplane/reload.ts";
 import type { NftOptions } from "./capture/index.ts";
 import { parseSocketAddress } from "./haproxy/address.ts";
 import { renderPoolConfig } from "./haproxy/render-pool.ts";
-import { localOptions } from "./local-mode.ts";
+import { localOptions, nodeZone } from "./local-mode.ts";
 import { RuntimeClient } from "./haproxy/runtime-client.ts";
 import type { ClusterWatch } from "./kube/watch.ts";
 import type { Logger } from "./log.ts";
@@ -71,7 +71,9 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
     },
     ...(options.proxyMode === "local" ? { local: localOptions(options, deps.nft) } : {}),
   });
-  const proxier = new Proxier(dataplane, translateOptions(options), log);
+  // Local mode: the zone is filled in from the Node before proxier.start(); nothing is translated before.
+  const node: { readonly nodeName: string; zone?: string } = { nodeName: options.nodeName };
+  const proxier = new Proxier(dataplane, translateOptions(options, node), log);
   const watch = clusterWatch(options, log, deps.env);
   let stopping = false;
   observe({ client, dataplane, proxier, watch, metrics, log, wallNow: Date.now, stopping: () => stopping });
@@ -104,6 +106,7 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
   dataplane.start();
   const started = (async () => {
     await watch.start();
+    if (options.proxyMode === "local") node.zone = await nodeZone(options, deps.env, log);
     proxier.start();
     log.info(`initial lists received: ${proxier.backends().length} Service ports`);
     dataplane.beginSync();
