@@ -5,42 +5,22 @@
 
 import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
-import { readCapture } from "../src/capture/index.ts";
-import { entryId } from "../src/dataplane/pool.ts";
-import { waitFor } from "./helpers.ts";
-import { LOCAL_TOOLS, service, slice, startLocalNode, type LocalNode } from "./local-node.ts";
+import { LOCAL_TOOLS, churnIP, churnServices, service, slice, startLocalNode, type LocalNode } from "./local-node.ts";
 import { bodies, netnsTestOptions } from "./netns.ts";
 
 const SERVICES = 1_000;
 const BATCH = 100;
 const CONTROL = { ip: "198.18.128.30", port: 80 };
 
-/** The i-th churned Service's ClusterIP, inside the Service CIDR 198.18.128.0/20. */
-function clusterIP(i: number): string {
-  return `198.18.${136 + Math.floor(i / 250)}.${(i % 250) + 1}`;
+/** Served: every request answered by a pod. (Which pods: HAProxy's roundrobin puts a server made
+ * ready again at its old place in the rotation, so two requests may meet the same one.) */
+async function served(local: LocalNode, indexes: readonly number[]): Promise<void> {
+  for (const i of [indexes[0]!, indexes.at(-1)!]) {
+    for (const body of await bodies(local.agents.client, churnIP(i), 80, 2)) assert.match(body, /^pod[12]$/, `churn${i}`);
+  }
 }
 
-/** Creates Services first..first+BATCH-1, waits until the kernel sends each to HAProxy and two of them answer, deletes them, waits until none is captured. */
-async function churnBatch(local: LocalNode, first: number): Promise<void> {
-  const indexes = Array.from({ length: BATCH }, (_, k) => first + k);
-  const ids = new Set(indexes.map((i) => entryId({ ip: clusterIP(i), port: 80 })));
-  const captured = async (): Promise<number> => ((await readCapture(local.nft)) ?? []).filter((entry) => ids.has(entryId(entry))).length;
-  for (const i of indexes) {
-    local.api.upsert("services", service(`churn${i}`, clusterIP(i), [80]));
-    local.api.upsert("endpointslices", slice(`churn${i}`, [80]));
-  }
-  await waitFor(async () => (await captured()) === BATCH, 30_000, `Services ${first}…${first + BATCH - 1} captured`);
-  // Served: every request answered by a pod. (Which pods: HAProxy's roundrobin puts a server made
-  // ready again at its old place in the rotation, so two requests may meet the same one.)
-  for (const i of [first, first + BATCH - 1]) {
-    for (const body of await bodies(local.agents.client, clusterIP(i), 80, 2)) assert.match(body, /^pod[12]$/, `churn${i}`);
-  }
-  for (const i of indexes) {
-    local.api.remove("endpointslices", "default", `churn${i}-1`);
-    local.api.remove("services", "default", `churn${i}`);
-  }
-  await waitFor(async () => (await captured()) === 0, 30_000, `Services ${first}…${first + BATCH - 1} released`);
-}
+const batch = (first: number): number[] => Array.from({ length: BATCH }, (_, k) => first + k);
 
 test(`local mode: ${SERVICES} Services created and deleted, 0 reloads once the pool is warm, 0 failed requests on a control Service`, netnsTestOptions(LOCAL_TOOLS), async (t: TestContext) => {
   const local = await startLocalNode(t, {}, (api) => {
@@ -63,14 +43,14 @@ test(`local mode: ${SERVICES} Services created and deleted, 0 reloads once the p
   });
 
   const initial = await local.reloads();
-  await churnBatch(local, SERVICES); // the warm-up batch, outside the 1,000
+  await churnServices(local, batch(SERVICES), served); // the warm-up batch, outside the 1,000
   await local.sidecar.dataplane.whenSynced();
   const warm = await local.reloads();
   // Grown as the batch arrived (one reload per sync that found its group short), so at least one.
   assert.ok(warm > initial, "the warm-up batch grew the pool");
   const okBefore = ok;
   const started = performance.now();
-  for (let first = 0; first < SERVICES; first += BATCH) await churnBatch(local, first);
+  for (let first = 0; first < SERVICES; first += BATCH) await churnServices(local, batch(first), served);
   await local.sidecar.dataplane.whenSynced();
   t.diagnostic(`${SERVICES} Services created and deleted in ${Math.round(performance.now() - started)} ms; ${ok - okBefore} requests to the control Service meanwhile`);
   stop = true;

@@ -5,7 +5,8 @@
 
 import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
 import { renderFromCluster } from "../src/bootstrap.ts";
-import type { NftOptions } from "../src/capture/index.ts";
+import { readCapture, type NftOptions } from "../src/capture/index.ts";
+import { entryId } from "../src/dataplane/pool.ts";
 import { reloadCount } from "../src/haproxy/master.ts";
 import { silentLogger } from "../src/log.ts";
 import type { Options, RawFlags } from "../src/options.ts";
@@ -105,4 +106,30 @@ export async function startLocalNode(t: { after(fn: () => Promise<void>): void }
 /** Waits until `ip:port` from `agent` comes to `kind` (a new Service port reaching HAProxy, a deleted one refused). */
 export async function until(agent: Agent, ip: string, port: number, kind: Outcome["kind"], what: string): Promise<void> {
   await waitFor(async () => (await agent.http(ip, port, 1_000)).kind === kind, 15_000, what);
+}
+
+/** The i-th churned Service's ClusterIP (i < 2,000), inside the Service CIDR 198.18.128.0/20, above the tests' fixed ones. */
+export function churnIP(i: number): string {
+  return `198.18.${136 + Math.floor(i / 250)}.${(i % 250) + 1}`;
+}
+
+/**
+ * Creates Services `churn<i>` (port 80, both pods) for `indexes` at once, waits until the kernel
+ * sends every one of them to HAProxy, runs `check`, deletes them and waits until none is captured.
+ */
+export async function churnServices(local: LocalNode, indexes: readonly number[], check: (local: LocalNode, indexes: readonly number[]) => Promise<void> = async () => {}): Promise<void> {
+  const ids = new Set(indexes.map((i) => entryId({ ip: churnIP(i), port: 80 })));
+  const captured = async (): Promise<number> => ((await readCapture(local.nft)) ?? []).filter((entry) => ids.has(entryId(entry))).length;
+  const what = `Services churn${indexes[0]}…churn${indexes.at(-1)}`;
+  for (const i of indexes) {
+    local.api.upsert("services", service(`churn${i}`, churnIP(i), [80]));
+    local.api.upsert("endpointslices", slice(`churn${i}`, [80]));
+  }
+  await waitFor(async () => (await captured()) === ids.size, 30_000, `${what} captured`);
+  await check(local, indexes);
+  for (const i of indexes) {
+    local.api.remove("endpointslices", "default", `churn${i}-1`);
+    local.api.remove("services", "default", `churn${i}`);
+  }
+  await waitFor(async () => (await captured()) === 0, 30_000, `${what} released`);
 }
