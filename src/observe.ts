@@ -91,6 +91,8 @@ export function observe({ client, dataplane, proxier, watch, metrics, log, wallN
   dataplane.on("reloaded", (_reason, _ms, kind) => metrics.reloads.inc({ reason: kind }));
   dataplane.on("reloadRefused", () => metrics.reloads.inc({ reason: "rejected" }));
   dataplane.on("reloadFailed", () => metrics.reloads.inc({ reason: "failed" }));
+  // Logged by the data plane with nft's reason; the full resync it schedules repairs the map.
+  dataplane.on("captureFailed", () => metrics.captureFailures.inc());
   dataplane.on("unbindable", (_backend, servicePort, why) => {
     log.error(`${servicePort}: left out of HAProxy's configuration, its address cannot be bound on this node: ${why}; tried again at the next change or resync`);
     metrics.skipped.inc({ reason: "bind-failed" });
