@@ -50,8 +50,17 @@ export function captureDriver(options: Options, nft: NftOptions = {}): CaptureDr
   };
 }
 
-export function localOptions(options: Options, nft?: NftOptions): LocalOptions {
-  return { capture: captureDriver(options, nft), ...poolSettings(options) };
+/**
+ * Local mode's data-plane options, and `holderOf`: the Service port (its backend name,
+ * `namespace:service:port`, as onlyfetch names backends) that holds a pool backend, so that what an
+ * operator reads (metrics) names Service ports, not pool backends; a free pool backend keeps its own name.
+ */
+export function localOptions(options: Options, nft?: NftOptions): { readonly local: LocalOptions; holderOf(backend: string): string } {
+  let holders = new Map<string, string>();
+  const onClaims = (claims: ReadonlyMap<string, string>): void => {
+    holders = new Map([...claims].map(([servicePort, pool]) => [pool, servicePort]));
+  };
+  return { local: { capture: captureDriver(options, nft), ...poolSettings(options), onClaims }, holderOf: (backend) => holders.get(backend) ?? backend };
 }
 
 function poolSettings(options: Options): Omit<LocalOptions, "capture"> {

@@ -56,6 +56,7 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
   const { log } = deps;
   const metrics = deps.metrics ?? createMetrics();
   const local = "path" in parseSocketAddress(options.socket);
+  const localMode = options.proxyMode === "local" ? localOptions(options, deps.nft) : undefined;
   const client = new RuntimeClient({ address: options.socket, reconnectMaxMs: local ? RECONNECT_MAX_MS.unix : RECONNECT_MAX_MS.tcp });
   const dataplane = new Dataplane({
     transport: client,
@@ -69,14 +70,14 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
       probe: deps.bindProbe ?? probeBind,
       ...(options.proxyMode === "local" ? { renderer: renderPoolConfig } : {}),
     },
-    ...(options.proxyMode === "local" ? { local: localOptions(options, deps.nft) } : {}),
+    ...(localMode ? { local: localMode.local } : {}),
   });
   // Local mode: the zone is filled in from the Node before proxier.start(); nothing is translated before.
   const node: { readonly nodeName: string; zone?: string } = { nodeName: options.nodeName };
   const proxier = new Proxier(dataplane, translateOptions(options, node), log);
   const watch = clusterWatch(options, log, deps.env);
   let stopping = false;
-  observe({ client, dataplane, proxier, watch, metrics, log, wallNow: Date.now, stopping: () => stopping });
+  observe({ client, dataplane, proxier, watch, metrics, log, wallNow: Date.now, stopping: () => stopping, ...(localMode ? { backendLabel: localMode.holderOf } : {}) });
   watch.on("service", proxier.onService);
   watch.on("endpointslice", proxier.onEndpointSlice);
 

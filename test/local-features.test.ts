@@ -68,6 +68,13 @@ test("local mode: dual-stack ClusterIPs, ClientIP affinity and topology hints, f
     assert.equal(local.api.nodeGets, 1, "the Node is read once");
   });
 
+  await t.test("metrics name the Service port that holds a pool backend, not the pool backend", async () => {
+    await local.sidecar.dataplane.whenSynced();
+    const text = local.sidecar.metrics.render();
+    for (const name of ["dual", "sticky", "spread", "zoned"]) assert.match(text, new RegExp(`^kube_haproxy_slots\\{backend="default:${name}:p80",state="used"\\} [1-9]`, "m"), name);
+    assert.doesNotMatch(text, /^kube_haproxy_slots\{backend="pool:[^"]*",state="used"\} [1-9]/m, "a claimed pool backend under its own name");
+  });
+
   await t.test("none of it reloaded HAProxy", async () => {
     assert.equal(await local.reloads(), reloads);
   });
