@@ -10,8 +10,10 @@ import { readNodeZone } from "./kube/node.ts";
 import type { Logger } from "./log.ts";
 import { layoutBackend } from "./dataplane/planner.ts";
 import { freshPool } from "./dataplane/pool.ts";
+import { writeConfigAtomically } from "./haproxy/config-file.ts";
 import type { RenderedBackend } from "./haproxy/render.ts";
 import { badOption, type Options } from "./options.ts";
+import { claimsPath } from "./status.ts";
 import type { Backend } from "./model.ts";
 
 /** The capture for these listener ports; with --interface, its addresses are the DNAT targets. */
@@ -53,15 +55,25 @@ export function captureDriver(options: Options, nft: NftOptions = {}): CaptureDr
 /**
  * Local mode's data-plane options, and `holderOf`: the Service port (its backend name,
  * `namespace:service:port`, as onlyfetch names backends) that holds a pool backend, so that what an
- * operator reads (metrics) names Service ports, not pool backends; a free pool backend keeps its own name.
+ * operator reads names Service ports, not pool backends; a free pool backend keeps its own name.
+ * The holders are also written to claims.json beside --config whenever they change, for `status`
+ * (HAProxy has no place for them, and status works without the sidecar).
  */
-export function localOptions(options: Options, nft?: NftOptions): { readonly local: LocalOptions; holderOf(backend: string): string } {
+export function localOptions(options: Options, log: Logger, nft?: NftOptions): { readonly local: LocalOptions; holderOf(backend: string): string } {
   let holders = new Map<string, string>();
+  let written = "";
+  let writing = Promise.resolve();
   const onClaims = (claims: ReadonlyMap<string, string>): void => {
     holders = new Map([...claims].map(([servicePort, pool]) => [pool, servicePort]));
+    const text = JSON.stringify(Object.fromEntries([...holders].sort(([a], [b]) => (a < b ? -1 : 1))), null, 1) + "\n";
+    if (text === written) return;
+    written = text;
+    writing = writing.then(() => writeConfigAtomically(claimsPath(options.config), text)).catch((error: Error) => log.warn(`cannot write the claims for status: ${error.message}`));
   };
   return { local: { capture: captureDriver(options, nft), ...poolSettings(options), onClaims }, holderOf: (backend) => holders.get(backend) ?? backend };
 }
+
+
 
 function poolSettings(options: Options): Omit<LocalOptions, "capture"> {
   return {

@@ -76,14 +76,14 @@ interface Flag {
 export const FLAGS = {
   kubeconfig: { description: "Path to a kubeconfig; default: in-cluster, then $KUBECONFIG or ~/.kube/config" },
   namespace: { description: "Watch only this namespace (default: all)" },
-  "proxy-mode": { description: "onlyfetch, local (ClusterIPs captured on this node) or mesh (not yet: refused at start)", default: "onlyfetch" },
+  "proxy-mode": { description: "onlyfetch, local (ClusterIPs captured on this node) or mesh (not yet: refused at start)", default: "onlyfetch", commands: ["run", "render", "status"] },
   expose: {
     description: "onlyfetch: serve the Services labelled kube-haproxy.io/expose=true (labelled), or every Service (all)",
     default: "labelled",
   },
   socket: { description: "HAProxy runtime API: a Unix socket path or host:port", default: "/var/run/haproxy/runtime.sock", alias: "backend-addr", commands: ["run", "render", "status"] },
   "master-socket": { description: "HAProxy master CLI socket (reloads for structural changes)", default: "/var/run/haproxy/master.sock", commands: ["run"] },
-  config: { description: "The haproxy.cfg that `render` writes and reloads use", default: "/var/run/haproxy/haproxy.cfg" },
+  config: { description: "The haproxy.cfg that `render` writes and reloads use (status, local mode: claims.json beside it)", default: "/var/run/haproxy/haproxy.cfg", commands: ["run", "render", "status"] },
   "take-over": {
     description: "Rewrite a --config made for another runtime socket or stats address, or not by kube-haproxy (refused without it)",
     default: "false",

@@ -56,7 +56,7 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
   const { log } = deps;
   const metrics = deps.metrics ?? createMetrics();
   const local = "path" in parseSocketAddress(options.socket);
-  const localMode = options.proxyMode === "local" ? localOptions(options, deps.nft) : undefined;
+  const localMode = options.proxyMode === "local" ? localOptions(options, log, deps.nft) : undefined;
   const client = new RuntimeClient({ address: options.socket, reconnectMaxMs: local ? RECONNECT_MAX_MS.unix : RECONNECT_MAX_MS.tcp });
   const dataplane = new Dataplane({
     transport: client,

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
 import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { LABEL_ZONE } from "../src/kube/node.ts";
-import { waitFor } from "./helpers.ts";
+import { runCli, waitFor } from "./helpers.ts";
 import { LOCAL_TOOLS, NODE_NAME, PODS, service, slice, startLocalNode } from "./local-node.ts";
 import { bodies, netnsTestOptions } from "./netns.ts";
 
@@ -73,6 +73,15 @@ test("local mode: dual-stack ClusterIPs, ClientIP affinity and topology hints, f
     const text = local.sidecar.metrics.render();
     for (const name of ["dual", "sticky", "spread", "zoned"]) assert.match(text, new RegExp(`^kube_haproxy_slots\\{backend="default:${name}:p80",state="used"\\} [1-9]`, "m"), name);
     assert.doesNotMatch(text, /^kube_haproxy_slots\{backend="pool:[^"]*",state="used"\} [1-9]/m, "a claimed pool backend under its own name");
+  });
+
+  await t.test("status names the Service port that holds a pool backend (claims.json from the sidecar)", async () => {
+    const o = local.options;
+    const run = await runCli(["status", "--socket", o.socket, "--config", o.config, "--proxy-mode", "local", "--json"]);
+    assert.equal(run.code, 0, run.stderr);
+    const rows = JSON.parse(run.stdout) as { servicePort: string; used: number }[];
+    for (const name of ["dual", "sticky", "spread", "zoned"]) assert.ok(rows.some((row) => row.servicePort === `default:${name}:p80` && row.used > 0), `${name}: ${run.stdout}`);
+    assert.ok(rows.every((row) => !row.servicePort.startsWith("pool:") || row.used === 0), "only free pool backends keep their own name");
   });
 
   await t.test("none of it reloaded HAProxy", async () => {

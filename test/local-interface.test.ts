@@ -19,10 +19,14 @@ import { SERVICE_CIDRS, STANDIN } from "./netns-node.ts";
 async function bridgeApi(t: TestContext, local: LocalNode, dir: string): Promise<void> {
   const { port } = new URL(local.api.url);
   const path = join(dir, "api.sock");
-  const server = createServer((socket) => socket.pipe(connect({ host: "127.0.0.1", port: Number(port) })).pipe(socket).on("error", () => socket.destroy()));
+  const server = createServer((socket) => {
+    const upstream = connect({ host: "127.0.0.1", port: Number(port) });
+    const close = (): void => void (socket.destroy(), upstream.destroy());
+    socket.on("error", close).pipe(upstream).on("error", close).pipe(socket);
+  });
   t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
   await new Promise<void>((resolve) => server.listen(path, resolve));
-  const code = `const net=require("node:net");net.createServer((s)=>s.pipe(net.connect(${JSON.stringify(path)})).pipe(s).on("error",()=>s.destroy())).listen(${port},"127.0.0.1",()=>console.log("ready"))`;
+  const code = `const net=require("node:net");net.createServer((s)=>{const u=net.connect(${JSON.stringify(path)});const c=()=>{s.destroy();u.destroy()};s.on("error",c).pipe(u).on("error",c).pipe(s)}).listen(${port},"127.0.0.1",()=>console.log("ready"))`;
   const bridge = spawn("ip", ["netns", "exec", local.node.name, process.execPath, "-e", code], { stdio: ["ignore", "pipe", "inherit"] });
   t.after(async () => void bridge.kill("SIGKILL"));
   await new Promise<void>((resolve, reject) => {
