@@ -1,20 +1,21 @@
 // Options → local mode's parts: the capture configuration (src/capture), the data plane's pool
-// settings with the kernel as its CaptureDriver, and the pool a fresh configuration renders.
+// settings with the kernel as its CaptureDriver, the pool a fresh configuration renders, who
+// holds which pool backend (for metrics and status), and this node's zone (topology hints).
 
 import { networkInterfaces } from "node:os";
 import { checkConfig, installCapture, readCapture, updateCapture, type CaptureConfig, type NftOptions } from "./capture/index.ts";
 import { checkKey } from "./capture/spec.ts";
 import type { CaptureDriver, LocalOptions } from "./dataplane/local.ts";
-import { loadKubeConfig } from "./kube/kubeconfig.ts";
-import { readNodeZone } from "./kube/node.ts";
-import type { Logger } from "./log.ts";
 import { layoutBackend } from "./dataplane/planner.ts";
 import { freshPool } from "./dataplane/pool.ts";
 import { writeConfigAtomically } from "./haproxy/config-file.ts";
 import type { RenderedBackend } from "./haproxy/render.ts";
+import { loadKubeConfig } from "./kube/kubeconfig.ts";
+import { readNodeZone } from "./kube/node.ts";
+import type { Logger } from "./log.ts";
+import type { Backend } from "./model.ts";
 import { badOption, type Options } from "./options.ts";
 import { claimsPath } from "./status.ts";
-import type { Backend } from "./model.ts";
 
 /** The capture for these listener ports; with --interface, its addresses are the DNAT targets. */
 export function captureConfig(options: Options, listenPorts: { readonly first: number; readonly last: number }): CaptureConfig {
@@ -72,8 +73,6 @@ export function localOptions(options: Options, log: Logger, nft?: NftOptions): {
   };
   return { local: { capture: captureDriver(options, nft), ...poolSettings(options), onClaims }, holderOf: (backend) => holders.get(backend) ?? backend };
 }
-
-
 
 function poolSettings(options: Options): Omit<LocalOptions, "capture"> {
   return {
