@@ -8,7 +8,7 @@
 //       batch (the pool grows to it once): the time, and the reloads after the warm-up.
 // Each Service is deleted before the next is made, so the pool never has to grow in (a).
 // Local mode needs root, ip, nft and iptables (test/netns.ts); without them the scenario says
-// so in its table and its JSON, and measures nothing.
+// so in its table and its JSON, and measures nothing (under CI=true it fails instead).
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { reloadsSoFar } from "./lib/master-cli.ts";
@@ -80,6 +80,8 @@ export const localModeScenario: Scenario = {
   async run(context: ScenarioContext): Promise<ScenarioResult> {
     const unavailable = netnsUnavailable(LOCAL_TOOLS);
     if (unavailable !== undefined) {
+      // As the tests: under CI a missing capability must fail, not hide behind "not run".
+      if (process.env.CI === "true") throw new Error(`local-mode cannot run under CI=true: ${unavailable}`);
       context.log(`local-mode: NOT RUN: ${unavailable}`);
       return { title: TITLE, columns: ["", "result"], rows: [["not run", unavailable]], notes: ["Local mode needs root, ip, nft and iptables (network namespaces); nothing was measured."], json: { notRun: unavailable } };
     }
