@@ -83,7 +83,7 @@ export const FLAGS = {
     description: "onlyfetch, local (ClusterIPs captured on this node) or mesh (local plus externalIPs, load balancer IPs and NodePorts)",
     default: "onlyfetch",
     // capture installs mesh's NodePort rules only when told the mode.
-    commands: ["run", "render", "capture"],
+    commands: ["run", "render", "capture", "status"],
   },
   expose: {
     description: "onlyfetch: serve the Services labelled kube-haproxy.io/expose=true (labelled), or every Service (all)",
@@ -91,7 +91,7 @@ export const FLAGS = {
   },
   socket: { description: "HAProxy runtime API: a Unix socket path or host:port", default: "/var/run/haproxy/runtime.sock", alias: "backend-addr", commands: ["run", "render", "status"] },
   "master-socket": { description: "HAProxy master CLI socket (reloads for structural changes)", default: "/var/run/haproxy/master.sock", commands: ["run"] },
-  config: { description: "The haproxy.cfg that `render` writes and reloads use", default: "/var/run/haproxy/haproxy.cfg" },
+  config: { description: "The haproxy.cfg that `render` writes and reloads use (status, local mode: claims.json beside it)", default: "/var/run/haproxy/haproxy.cfg", commands: ["run", "render", "status"] },
   "take-over": {
     description: "Rewrite a --config made for another runtime socket or stats address, or not by kube-haproxy (refused without it)",
     default: "false",

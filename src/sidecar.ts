@@ -12,7 +12,7 @@ import type { NftOptions } from "./capture/index.ts";
 import { parseSocketAddress } from "./haproxy/address.ts";
 import { renderPoolConfig } from "./haproxy/render-pool.ts";
 import { HealthCheckNodePorts, type HealthCheckNodePortsOptions } from "./health-check-node-port.ts";
-import { localOptions, nodePortHosts } from "./local-mode.ts";
+import { localOptions, nodePortHosts, nodeZone } from "./local-mode.ts";
 import { RuntimeClient } from "./haproxy/runtime-client.ts";
 import type { ClusterWatch } from "./kube/watch.ts";
 import type { Logger } from "./log.ts";
@@ -61,6 +61,7 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
   const { log } = deps;
   const metrics = deps.metrics ?? createMetrics();
   const local = "path" in parseSocketAddress(options.socket);
+  const localMode = options.proxyMode !== "onlyfetch" ? localOptions(options, log, deps.nft) : undefined;
   const client = new RuntimeClient({ address: options.socket, reconnectMaxMs: local ? RECONNECT_MAX_MS.unix : RECONNECT_MAX_MS.tcp });
   const dataplane = new Dataplane({
     transport: client,
@@ -74,12 +75,14 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
       probe: deps.bindProbe ?? probeBind,
       ...(options.proxyMode !== "onlyfetch" ? { renderer: renderPoolConfig } : {}),
     },
-    ...(options.proxyMode !== "onlyfetch" ? { local: localOptions(options, deps.nft) } : {}),
+    ...(localMode ? { local: localMode.local } : {}),
   });
-  const proxier = new Proxier(dataplane, translateOptions(options), log);
+  // Local mode: the zone is filled in from the Node before proxier.start(); nothing is translated before.
+  const node: { readonly nodeName: string; zone?: string } = { nodeName: options.nodeName };
+  const proxier = new Proxier(dataplane, translateOptions(options, node), log);
   const watch = clusterWatch(options, log, deps.env);
   let stopping = false;
-  observe({ client, dataplane, proxier, watch, metrics, log, wallNow: Date.now, stopping: () => stopping });
+  observe({ client, dataplane, proxier, watch, metrics, log, wallNow: Date.now, stopping: () => stopping, ...(localMode ? { backendLabel: localMode.holderOf } : {}) });
   // Mesh: the health check node ports of eTP Local LoadBalancer Services, kube-proxy's answer.
   const healthChecks = options.proxyMode === "mesh"
     ? new HealthCheckNodePorts({
@@ -120,6 +123,7 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
   dataplane.start();
   const started = (async () => {
     await watch.start();
+    if (options.proxyMode !== "onlyfetch") node.zone = await nodeZone(options, deps.env, log);
     proxier.start();
     log.info(`initial lists received: ${proxier.backends().length} Service ports`);
     dataplane.beginSync();

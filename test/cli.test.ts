@@ -72,7 +72,7 @@ test("help: each command lists only its own flags, an alias with two dashes, no 
   const run = await runCli(["run", "-h"]);
   assert.match(run.stdout, /^ {2}--socket, --backend-addr <value> +HAProxy runtime API/m);
   assert.ok(flagsIn(run.stdout).includes("take-over") && !flagsIn(run.stdout).includes("timeout"));
-  assert.deepEqual(flagsIn((await runCli(["status", "--help"])).stdout), ["socket", "json"]);
+  assert.deepEqual(flagsIn((await runCli(["status", "--help"])).stdout), ["proxy-mode", "socket", "config", "json"]);
   for (const text of [main.stdout, render.stdout, run.stdout, (await runCli(["--help"], { env: { ...process.env, NO_COLOR: "1" } })).stdout]) {
     assert.doesNotMatch(text, /\x1b\[/, "no escape sequences");
   }

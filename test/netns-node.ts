@@ -15,10 +15,13 @@
 import { renderFromCluster } from "../src/bootstrap.ts";
 import type { NftOptions } from "../src/capture/index.ts";
 import { silentLogger } from "../src/log.ts";
-import type { Options } from "../src/options.ts";
+import type { Options, RawFlags } from "../src/options.ts";
 import { haproxyBinary, startHaproxy, type HaproxyProcess } from "../src/sim/haproxy.ts";
 import { fastOptions } from "../src/sim/world.ts";
 import type { Agent, Lab, Namespace } from "./netns.ts";
+
+/** The node these tests run as (`--hostname-override`, EndpointSlice nodeName). */
+export const NODE_NAME = "node-a";
 
 export const SERVICE_CIDRS = ["198.18.128.0/20", "fd00:198:18:128::/112"] as const;
 
@@ -109,22 +112,23 @@ export async function buildNode(lab: Lab): Promise<NodeTopology> {
 }
 
 /**
- * Local or mesh mode's options for this node (node-a, SERVICE_CIDRS, pool from `firstPort`), the
- * bootstrap configuration rendered from the cluster, and HAProxy running in the node's namespace
- * (the binary under test); HAProxy is killed by `t`'s teardown.
+ * Local or mesh mode's options for this node (node-a, SERVICE_CIDRS, pool from `firstPort`, then
+ * `flags`), the bootstrap configuration rendered from the cluster, and HAProxy running in the
+ * node's namespace (the binary under test); HAProxy is killed by `t`'s teardown.
  */
 export async function startNodeHaproxy(
-  t: { after(fn: () => void): void },
+  t: { after(fn: () => void | Promise<void>): void },
   lab: Lab,
   node: Namespace,
   cluster: { readonly kubeconfig: string },
-  setup: { readonly dir: string; readonly mode: "local" | "mesh"; readonly firstPort: number },
+  setup: { readonly dir: string; readonly mode: "local" | "mesh"; readonly firstPort: number; readonly flags?: RawFlags },
 ): Promise<{ options: Options; nft: NftOptions; haproxy: HaproxyProcess }> {
   const options = fastOptions(setup.dir, cluster.kubeconfig, 4, {
     "proxy-mode": setup.mode,
     "service-cidr": SERVICE_CIDRS.join(","),
     "capture-port": String(setup.firstPort),
-    "hostname-override": "node-a",
+    "hostname-override": NODE_NAME,
+    ...setup.flags,
   });
   await renderFromCluster(options, silentLogger, {});
   const haproxy = await startHaproxy({ dir: setup.dir, configPath: options.config, binary: await lab.wrapper(node, haproxyBinary(), setup.dir) });

@@ -157,13 +157,13 @@ test("--expose and --take-over", () => {
 test("a command reads only its own flags from the environment", () => {
   const env = { KUBE_HAPROXY_CONFIG_SYNC_PERIOD: "0s", KUBE_HAPROXY_SLOTS: "0", KUBE_HAPROXY_SOCKET: "127.0.0.1:9000" };
   assert.throws(() => resolveOptions({}, env, "run"), /KUBE_HAPROXY_SLOTS/);
-  // render takes no --config-sync-period; status only --socket.
+  // render takes no --config-sync-period; status only --socket, and --proxy-mode and --config for local mode's claims.json.
   assert.throws(() => resolveOptions({}, { ...env, KUBE_HAPROXY_SLOTS: "8" }, "run"), /KUBE_HAPROXY_CONFIG_SYNC_PERIOD/);
   assert.equal(resolveOptions({}, { ...env, KUBE_HAPROXY_SLOTS: "8" }, "render").configSyncPeriodMs, 60_000);
   const status = resolveOptions({}, env, "status");
   assert.equal(status.socket, "127.0.0.1:9000");
   assert.equal(status.slots, 8);
-  assert.deepEqual(flagsOf("status"), ["socket"]);
+  assert.deepEqual(flagsOf("status"), ["proxy-mode", "socket", "config"]);
   assert.ok(flagsOf("render").includes("timeout") && !flagsOf("render").includes("master-socket"));
   assert.ok(flagsOf("run").includes("take-over") && !flagsOf("run").includes("timeout"));
 });

@@ -15,9 +15,10 @@ const MESH: TranslateOptions = {
   algorithm: "roundrobin",
   algorithms: ALGORITHMS,
   minSlots: 4,
-  local: { nodeName: "node-a", mesh: true },
+  local: { nodeName: "node-a" },
+  mesh: true,
 };
-const LOCAL: TranslateOptions = { ...MESH, local: { nodeName: "node-a" } };
+const LOCAL: TranslateOptions = { ...MESH, mesh: false };
 
 function service(patch: (svc: V1Service) => void = () => {}): V1Service {
   const svc: V1Service = {

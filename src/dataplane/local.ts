@@ -32,6 +32,8 @@ export interface CaptureDriver {
  */
 export interface LocalOptions extends PoolSettings {
   readonly capture: CaptureDriver;
+  /** Told the claims (Service port → pool backend) each time they are planned: who holds what, for metrics and logs. */
+  readonly onClaims?: (claims: ReadonlyMap<string, string>) => void;
 }
 
 export class LocalPool {
@@ -102,6 +104,7 @@ export class LocalPool {
       plan = planClaims({ services: this.#services, pool: this.#pool, claims: this.#claims, captured });
     }
     this.#claims = plan.claims;
+    this.#options.onClaims?.(this.#claims);
     this.#dirty = false;
     const wanted = this.#wanted();
     const remove = [...this.#kernel.values()].filter((entry) => wanted.get(entryId(entry))?.listenPort !== entry.listenPort);

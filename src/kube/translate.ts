@@ -7,6 +7,7 @@ import type { V1EndpointConditions, V1EndpointSlice, V1Service, V1ServicePort } 
 import { backendName, endpointKey, isEndpointAddress, isPort, parseHealthCheck } from "../model.ts";
 import type { Backend, BackendMode, Bind, Endpoint, HealthCheck } from "../model.ts";
 import { healthCheckNodePort, withExternal, type HealthCheckNodePort } from "./translate-external.ts";
+import { availableForTopology, hintsOf, topologyMode, type HintedEndpoint, type NodeTopology } from "./topology.ts";
 
 /**
  * onlyfetch (the default): every Service port gets a frontend at bindAddress:<service port>.
@@ -15,8 +16,13 @@ import { healthCheckNodePort, withExternal, type HealthCheckNodePort } from "./t
  */
 export interface TranslateOptions {
   readonly bindAddress: string;
-  /** Local mode, on this node (`--hostname-override`): internalTrafficPolicy Local keeps its endpoints only. */
-  readonly local?: { readonly nodeName: string; readonly mesh?: boolean };
+  /**
+   * Local mode, on this node (`--hostname-override`) in its zone (its Node's label): internalTrafficPolicy
+   * Local keeps its endpoints only, topology hints are followed (topology.ts).
+   */
+  readonly local?: NodeTopology;
+  /** mesh (with `local`): the Services' external addresses and NodePorts too (translate-external.ts). */
+  readonly mesh?: boolean;
   /** Default balance algorithm (--algorithm), one of `algorithms`. */
   readonly algorithm: string;
   /** The balance algorithms the kube-haproxy.io/algorithm annotation may name (the data plane's). */
@@ -180,11 +186,11 @@ export function translateService(
       ...(affinityTimeoutSeconds === undefined ? {} : { affinityTimeoutSeconds }),
       ...(healthCheck === undefined ? {} : { healthCheck }),
       minSlots,
-      endpoints: portEndpoints(port, portId, endpointSlices, key, skipped),
+      endpoints: portEndpoints(port, portId, endpointSlices, key, skipped, nodeLocal ? undefined : options.local),
       ...(triggerTime === undefined ? {} : { triggerTime }),
     });
   }
-  const mesh = options.local?.mesh ? meshPart(service, key, backends, ipSlices, options.local.nodeName, skipped) : undefined;
+  const mesh = options.mesh && options.local ? meshPart(service, key, backends, ipSlices, options.local.nodeName, skipped) : undefined;
   const served = mesh?.backends ?? backends;
   served.sort((a, b) => compare(a.name, b.name));
   return { key, backends: served, skipped, createdAt, ...(mesh?.healthCheckNodePort ? { healthCheckNodePort: mesh.healthCheckNodePort } : {}) };
@@ -373,7 +379,8 @@ function rank(conditions: V1EndpointConditions | undefined): Rank {
  * The endpoints of one Service port: slice ports match by name and protocol (the slice port
  * carries the target port number). Ready endpoints take traffic and serving-terminating ones
  * drain; with no ready endpoint at all, serving-terminating ones take traffic (kube-proxy's
- * fallback, KEP-1669). Everything else is left out.
+ * fallback, KEP-1669). Everything else is left out. With `topology` (local mode, Cluster traffic
+ * policy), ready endpoints the hints keep away from this node are left out too.
  */
 function portEndpoints(
   port: V1ServicePort,
@@ -381,8 +388,9 @@ function portEndpoints(
   slices: readonly V1EndpointSlice[],
   key: string,
   skipped: Skip[],
+  topology?: NodeTopology,
 ): Endpoint[] {
-  const best = new Map<string, { ip: string; port: number; rank: Rank }>();
+  const best = new Map<string, { ip: string; port: number; rank: Rank } & Pick<HintedEndpoint, "forZones" | "forNodes">>();
   const invalid = (message: string): void => {
     skipped.push({ service: key, port: portId, reason: "invalid-endpoint", message: `Service ${key}: ${message}` });
   };
@@ -408,13 +416,18 @@ function portEndpoints(
           skipped.push({ service: key, port: portId, reason: "ipv4-mapped-ipv6", message });
           continue;
         }
-        const candidate = { ip, port: target, rank: rank(endpoint.conditions) };
+        const candidate = { ip, port: target, rank: rank(endpoint.conditions), ...hintsOf(endpoint.hints) };
         const id = endpointKey(candidate);
         if ((best.get(id)?.rank ?? -1) < candidate.rank) best.set(id, candidate);
       }
     }
   }
-  const candidates = [...best.values()];
+  let candidates = [...best.values()];
+  if (topology) {
+    const hinted = candidates.map((c) => ({ ...c, ready: c.rank === RANK.ready }));
+    const mode = topologyMode(hinted, topology);
+    candidates = hinted.filter((c) => !c.ready || availableForTopology(c, mode, topology));
+  }
   const anyReady = candidates.some((c) => c.rank === RANK.ready);
   return candidates
     .filter((c) => c.rank !== RANK.other)
