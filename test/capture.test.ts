@@ -57,6 +57,30 @@ table inet kube-haproxy {
 		type filter hook input priority -10; policy accept;
 		tcp dport 15100-15163 ct status & dnat == 0 reject with tcp reset
 	}
+	map no-endpoint-ipv4 {
+		type ipv4_addr . inet_service : verdict
+	}
+	map no-endpoint-ipv6 {
+		type ipv6_addr . inet_service : verdict
+	}
+	chain no-endpoint-reject {
+		reject with tcp reset
+	}
+	chain no-endpoint-input {
+		type filter hook input priority -10; policy accept;
+		ct state new meta l4proto tcp ip daddr . tcp dport vmap @no-endpoint-ipv4
+		ct state new meta l4proto tcp ip6 daddr . tcp dport vmap @no-endpoint-ipv6
+	}
+	chain no-endpoint-forward {
+		type filter hook forward priority -10; policy accept;
+		ct state new meta l4proto tcp ip daddr . tcp dport vmap @no-endpoint-ipv4
+		ct state new meta l4proto tcp ip6 daddr . tcp dport vmap @no-endpoint-ipv6
+	}
+	chain no-endpoint-output {
+		type filter hook output priority -10; policy accept;
+		ct state new meta l4proto tcp ip daddr . tcp dport vmap @no-endpoint-ipv4
+		ct state new meta l4proto tcp ip6 daddr . tcp dport vmap @no-endpoint-ipv6
+	}
 }
 `,
     );
@@ -83,6 +107,24 @@ table inet kube-haproxy {
 	chain input {
 		type filter hook input priority -10; policy accept;
 		tcp dport 15001 ct status & dnat == 0 reject with tcp reset
+	}
+	map no-endpoint-ipv4 {
+		type ipv4_addr . inet_service : verdict
+	}
+	chain no-endpoint-reject {
+		reject with tcp reset
+	}
+	chain no-endpoint-input {
+		type filter hook input priority -10; policy accept;
+		ct state new meta l4proto tcp ip daddr . tcp dport vmap @no-endpoint-ipv4
+	}
+	chain no-endpoint-forward {
+		type filter hook forward priority -10; policy accept;
+		ct state new meta l4proto tcp ip daddr . tcp dport vmap @no-endpoint-ipv4
+	}
+	chain no-endpoint-output {
+		type filter hook output priority -10; policy accept;
+		ct state new meta l4proto tcp ip daddr . tcp dport vmap @no-endpoint-ipv4
 	}
 }
 `,

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { test } from "node:test";
 import { Dataplane } from "../src/dataplane/dataplane.ts";
-import type { CaptureDriver, LocalOptions } from "../src/dataplane/local.ts";
+import type { CaptureDriver, CaptureUpdate, LocalOptions } from "../src/dataplane/local.ts";
 import { layoutBackend } from "../src/dataplane/planner.ts";
 import { entryId, freshPool, type PoolEntry } from "../src/dataplane/pool.ts";
 import { KubeHaproxyError } from "../src/errors.ts";
@@ -24,9 +24,9 @@ function memoryCapture(): CaptureDriver & { readonly map: Map<string, PoolEntry>
   const capture = {
     map,
     failures: 0,
-    read: async () => [...map.values()],
+    read: async () => ({ entries: [...map.values()], noEndpoints: [] }),
     install: async () => {},
-    update: async ({ remove, add }: { readonly remove: readonly PoolEntry[]; readonly add: readonly PoolEntry[] }) => {
+    update: async ({ remove, add }: CaptureUpdate) => {
       if (capture.failures > 0) {
         capture.failures--;
         throw new KubeHaproxyError("E_CAPTURE_FAILED", "nft: Error: Could not process rule: Operation not permitted");

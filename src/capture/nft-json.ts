@@ -2,6 +2,7 @@
 // that is not `[{"concat": [address, port]}, listener]` or `[port, listener]` is an error, never skipped.
 
 import { KubeHaproxyError } from "../errors.ts";
+import { parseNoEndpoints, type NoEndpointEntry } from "./no-endpoints.ts";
 import { mapName } from "./ruleset.ts";
 import { canonicalKey, type CaptureEntry } from "./spec.ts";
 
@@ -27,8 +28,13 @@ function entryOf(element: unknown): CaptureEntry {
   return { ip: checked.ip, port: checked.port, listenPort: port(listener) };
 }
 
-/** Every entry of our maps, in nft's order. */
+/** Every entry of our capture maps, in nft's order. */
 export function parseListTable(json: string): CaptureEntry[] {
+  return parseCaptureState(json).entries;
+}
+
+/** Everything in our maps: the capture's entries and the Service ports without endpoints (no-endpoints.ts). */
+export function parseCaptureState(json: string): { entries: CaptureEntry[]; noEndpoints: NoEndpointEntry[] } {
   let document: unknown;
   try {
     document = JSON.parse(json);
@@ -44,5 +50,5 @@ export function parseListTable(json: string): CaptureEntry[] {
     if (!Array.isArray(map.elem)) throw unreadable("map elements", map.elem);
     for (const element of map.elem) entries.push(entryOf(element));
   }
-  return entries;
+  return { entries, noEndpoints: parseNoEndpoints(objects) };
 }
