@@ -105,6 +105,18 @@ test("mesh: externalIPs go to their family's backend, the NodePort to the primar
   ]);
 });
 
+test("mesh, eTP Local: an external backend whose addresses are all of the other family gets only that family's backend", () => {
+  const svc = service(["10.96.0.20", "fd00::20"], (s) => {
+    s.spec!.externalIPs = ["2001:db8::10"];
+    s.spec!.externalTrafficPolicy = "Local";
+  });
+  assert.deepEqual(rows(svc, [V4, V6], MESH).map(([name, binds]) => [name, binds]), [
+    ["shop:web:http", ["10.96.0.20:80"]],
+    ["shop:web:http:external:ipv6", ["2001:db8::10:80"]],
+    ["shop:web:http:ipv6", ["fd00::20:80"]],
+  ]);
+});
+
 test("onlyfetch keeps one backend for both families (it binds the node, not ClusterIPs)", () => {
   const [backend, ...rest] = translateService(service(["10.96.0.20", "fd00::20"]), [V4, V6], ONLYFETCH).backends;
   assert.equal(rest.length, 0);

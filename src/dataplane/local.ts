@@ -153,8 +153,8 @@ export class LocalPool {
     }
     this.#waiting = waiting;
     // A no-endpoint element whose Service port is captured now goes out with the capture's element in.
-    const captured = (id: string): boolean => this.#kernel.has(id) || add.some((entry) => entryId(entry) === id);
-    const unrefuse = [...this.#noEndpoints.values()].filter((entry) => captured(entryId(entry)));
+    const adding = new Set(add.map(entryId));
+    const unrefuse = [...this.#noEndpoints].filter(([id]) => this.#kernel.has(id) || adding.has(id)).map(([, entry]) => entry);
     if (add.length === 0 && unrefuse.length === 0) return;
     if (add.length > 0 && this.#lastPort() > (this.#installedLast ?? 0)) await this.#install();
     const noEndpoints = { remove: unrefuse, add: [] };
@@ -177,7 +177,9 @@ export class LocalPool {
         if (this.#options.capture.accepts(entry)) want.set(entryId(entry), entry);
       }
     }
-    const remove = [...this.#noEndpoints].filter(([id, entry]) => want.get(id)?.verdict !== entry.verdict && !(wanted.has(id) && !want.has(id))).map(([, entry]) => entry);
+    // Kept: still wanted as it is, or its Service port has endpoints now and waits for its capture element.
+    const kept = (id: string, entry: NoEndpointEntry): boolean => want.get(id)?.verdict === entry.verdict || (!want.has(id) && wanted.has(id));
+    const remove = [...this.#noEndpoints].filter(([id, entry]) => !kept(id, entry)).map(([, entry]) => entry);
     const add = [...want].filter(([id, entry]) => this.#noEndpoints.get(id)?.verdict !== entry.verdict).map(([, entry]) => entry);
     return { remove, add };
   }

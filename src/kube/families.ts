@@ -31,14 +31,20 @@ function ofFamily(endpoints: readonly Endpoint[], family: Family): Endpoint[] {
   return own.some((endpoint) => endpoint.state === "ready") ? own : own.map((endpoint) => ({ ...endpoint, state: "ready" }));
 }
 
-/** One backend per family of its binds; the primary family (the Service's first ClusterIP's) keeps the name and the NodePort. */
+/**
+ * One backend per family of its binds; the primary family (the Service's first ClusterIP's) keeps
+ * the name and the NodePort. A family left with nothing to capture (an external backend whose
+ * addresses are all of the other family, without a NodePort) gets no backend.
+ */
 export function splitFamilies(backend: Backend, primary: Family): { readonly family: Family; readonly backend: Backend }[] {
   const other: Family = primary === "ipv4" ? "ipv6" : "ipv4";
   const families = backend.binds.some((bind) => familyOf(bind.address) === other) ? [primary, other] : [primary];
-  return families.map((family) => {
-    const { nodePort: _nodePort, ...rest } = backend;
-    const own = family === primary ? backend : { ...rest, name: shortenName(`${backend.name}:${family}`), servicePort: `${backend.servicePort} (${family === "ipv6" ? "IPv6" : "IPv4"})` };
-    return { family, backend: { ...own, binds: backend.binds.filter((bind) => familyOf(bind.address) === family), endpoints: ofFamily(backend.endpoints, family) } };
+  const { nodePort: _nodePort, ...withoutNodePort } = backend;
+  return families.flatMap((family) => {
+    const own = family === primary ? backend : { ...withoutNodePort, name: shortenName(`${backend.name}:${family}`), servicePort: `${backend.servicePort} (${family === "ipv6" ? "IPv6" : "IPv4"})` };
+    const binds = backend.binds.filter((bind) => familyOf(bind.address) === family);
+    if (binds.length === 0 && own.nodePort === undefined && families.length > 1) return [];
+    return [{ family, backend: { ...own, binds, endpoints: ofFamily(backend.endpoints, family) } }];
   });
 }
 
