@@ -13,8 +13,9 @@
 // to this node's. No local endpoint: the external backend has no servers and HAProxy closes the
 // connection (kube-proxy drops it), never another node's pod.
 
+import { SocketAddress, isIP } from "node:net";
 import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
-import { backendName, isEndpointAddress, isPort, type Backend, type Endpoint } from "../model.ts";
+import { backendName, endpointKey, isEndpointAddress, isPort, type Backend, type Bind, type Endpoint } from "../model.ts";
 
 /** One Service port as the spec declares it (name, port, nodePort). */
 type ServicePort = NonNullable<NonNullable<V1Service["spec"]>["ports"]>[number];
@@ -126,4 +127,69 @@ export function healthCheckNodePort(service: V1Service, slices: readonly V1Endpo
     }
   }
   return { port, localEndpoints: ips.size };
+}
+
+/** What the destination resolver needs of a Service's translation (translate.ts's ServiceTranslation). */
+interface Claimant {
+  /** namespace/name */
+  readonly key: string;
+  readonly createdAt: number;
+  readonly backends: readonly Backend[];
+}
+
+export interface DestinationConflict {
+  readonly service: string;
+  readonly port: string;
+  readonly reason: "port-conflict";
+  readonly message: string;
+}
+
+/**
+ * Local and mesh modes: each destination (address and port, or a NodePort) is captured for one
+ * Service port only, the kernel's map holding one listener per key. Two Services naming the same
+ * externalIP or load balancer IP and port, or the same NodePort (the API server prevents that, a
+ * bad object must not break the map): the older Service keeps it (creationTimestamp, then
+ * namespace/name, as resolvePortConflicts in onlyfetch), the younger loses that destination
+ * only, with a conflict record, and keeps its others; a backend left with no destination at all
+ * is dropped. ClusterIPs compete the same way, though the API server never hands one out twice.
+ * Deterministic: Services by age, then key; backends by name.
+ */
+export function resolveDestinationConflicts<T extends Claimant>(translations: readonly T[]): { readonly translations: T[]; readonly skipped: DestinationConflict[] } {
+  const ordered = [...translations].sort((a, b) => a.createdAt - b.createdAt || compareText(a.key, b.key));
+  const owners = new Map<string, string>(); // destination → the servicePort that holds it
+  const skipped: DestinationConflict[] = [];
+  const out: T[] = [];
+  for (const translation of ordered) {
+    const backends: Backend[] = [];
+    for (const backend of [...translation.backends].sort((a, b) => compareText(a.name, b.name))) {
+      const port = backend.servicePort.slice(translation.key.length + 1);
+      const lose = (destination: string): boolean => {
+        const winner = owners.get(destination);
+        if (winner === undefined || winner === backend.servicePort) return false;
+        const message = `Service port ${backend.servicePort} cannot capture ${destination}: the older ${winner} holds it.`;
+        skipped.push({ service: translation.key, port, reason: "port-conflict", message });
+        return true;
+      };
+      const binds = backend.binds.filter((bind) => !lose(destinationOf(bind)));
+      const nodePort = backend.nodePort !== undefined && !lose(`NodePort ${backend.nodePort}`) ? backend.nodePort : undefined;
+      if (binds.length === 0 && nodePort === undefined) continue;
+      for (const bind of binds) owners.set(destinationOf(bind), backend.servicePort);
+      if (nodePort !== undefined) owners.set(`NodePort ${nodePort}`, backend.servicePort);
+      const { nodePort: _, ...rest } = backend;
+      backends.push({ ...rest, binds, ...(nodePort === undefined ? {} : { nodePort }) });
+    }
+    out.push({ ...translation, backends });
+  }
+  skipped.sort((a, b) => compareText(a.service, b.service) || compareText(a.port, b.port));
+  return { translations: out, skipped };
+}
+
+/** An address and port, the address canonical ("fd00::a" and "fd00:0::A" are one destination, as in the kernel's map). */
+function destinationOf(bind: Bind): string {
+  const family = isIP(bind.address) === 6 ? "ipv6" : "ipv4";
+  return endpointKey({ ip: new SocketAddress({ address: bind.address, family }).address, port: bind.port });
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
