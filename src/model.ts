@@ -52,6 +52,12 @@ export function parseHealthCheck(text: string): HealthCheck | false | undefined 
 export interface Bind {
   readonly address: string;
   readonly port: number;
+  /**
+   * Mesh mode, a load balancer IP's `loadBalancerSourceRanges` of its family: only sources in
+   * these CIDRs (canonical, sorted, none inside another) may reach it; empty: none may.
+   * Absent: any source. The kernel filters, HAProxy never sees it (not structure).
+   */
+  readonly sourceRanges?: readonly string[];
 }
 
 /**

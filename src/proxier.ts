@@ -91,7 +91,7 @@ export class Proxier extends EventEmitter<Events> {
       const old = this.#active.get(translated.name);
       if (!old) continue;
       const { nodePort: _, ...rest } = translated;
-      const backend = { ...rest, binds: old.binds, ...(old.nodePort === undefined ? {} : { nodePort: old.nodePort }) };
+      const backend: Backend = { ...rest, binds: old.binds, ...(old.nodePort === undefined ? {} : { nodePort: old.nodePort }) };
       this.#count(old, backend);
       this.#active.set(backend.name, backend);
       this.#sink.setBackend(backend);
@@ -163,9 +163,14 @@ export class Proxier extends EventEmitter<Events> {
   }
 }
 
-/** Same structure and same destinations (a NodePort is no structure for HAProxy, but who holds it is resolved across Services). */
+/** Same structure and same destinations (NodePorts and source ranges are no structure for HAProxy, but the resolve and the kernel need them). */
 function sameStructure(a: ServiceTranslation | undefined, b: ServiceTranslation | undefined): boolean {
   if (!a || !b) return a === b;
   if (a.createdAt !== b.createdAt || a.backends.length !== b.backends.length) return false;
-  return a.backends.every((backend, i) => structureOf(backend) === structureOf(b.backends[i]!) && backend.nodePort === b.backends[i]!.nodePort);
+  return a.backends.every((backend, i) => structureOf(backend) === structureOf(b.backends[i]!) && destinations(backend) === destinations(b.backends[i]!));
+}
+
+/** Where a backend is reached, source ranges included: who holds a destination is resolved across Services. */
+function destinations(backend: Backend): string {
+  return JSON.stringify([backend.binds.map((bind) => [bind.address, bind.port, bind.sourceRanges ?? null]), backend.nodePort ?? null]);
 }

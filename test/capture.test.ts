@@ -260,6 +260,36 @@ describe("mesh: external addresses and NodePorts", () => {
     }
   });
 
+  test("loadBalancerSourceRanges: firewall sets and a drop rule before the NAT; changes replace an entry's ranges in one transaction", () => {
+    const lb = { ...entry("198.18.201.1", 80, 15100), sourceRanges: ["198.18.50.0/24", "198.18.9.7/32"] };
+    const text = renderRuleset(mesh, [lb, { ...entry("fd00::201:1", 80, 15101), sourceRanges: [] }]);
+    assert.match(text, /\tset restricted-ipv4 \{\n\t\ttype ipv4_addr \. inet_service\n\t\telements = \{\n\t\t\t198\.18\.201\.1 \. 80\n\t\t\}\n\t\}\n/);
+    assert.match(text, /\tset allowed-ipv4 \{\n\t\ttype ipv4_addr \. inet_service \. ipv4_addr\n\t\tflags interval\n\t\telements = \{\n\t\t\t198\.18\.201\.1 \. 80 \. 198\.18\.50\.0\/24,\n\t\t\t198\.18\.201\.1 \. 80 \. 198\.18\.9\.7\/32\n/);
+    assert.match(text, /\tset restricted-ipv6 \{[^}]*fd00::201:1 \. 80/, "no range at all: restricted, nothing allowed");
+    for (const hook of ["prerouting", "output"]) {
+      assert.match(text, new RegExp(`chain firewall-${hook} \\{\\n\\t\\ttype filter hook ${hook} priority -120; policy accept;\\n\\t\\tip daddr \\. tcp dport @restricted-ipv4 ip daddr \\. tcp dport \\. ip saddr != @allowed-ipv4 drop\\n\\t\\tip6 daddr`));
+    }
+    assert.doesNotMatch(renderRuleset(dualStack), /firewall|restricted/, "local mode has none");
+    assert.deepEqual(diffEntries(mesh, [lb], [{ ...lb, sourceRanges: ["198.18.9.0/24"] }]), { remove: [lb], add: [{ ...lb, sourceRanges: ["198.18.9.0/24"] }] });
+    assert.equal(
+      renderChanges(mesh, { remove: [lb], add: [{ ...lb, sourceRanges: ["198.18.9.0/24"] }] }),
+      [
+        "delete element inet kube-haproxy captured-ipv4 { 198.18.201.1 . 80 }",
+        "delete element inet kube-haproxy restricted-ipv4 { 198.18.201.1 . 80 }",
+        "delete element inet kube-haproxy allowed-ipv4 { 198.18.201.1 . 80 . 198.18.50.0/24, 198.18.201.1 . 80 . 198.18.9.7/32 }",
+        "add element inet kube-haproxy captured-ipv4 { 198.18.201.1 . 80 : 15100 }",
+        "add element inet kube-haproxy restricted-ipv4 { 198.18.201.1 . 80 }",
+        "add element inet kube-haproxy allowed-ipv4 { 198.18.201.1 . 80 . 198.18.9.0/24 }",
+        "",
+      ].join("\n"),
+    );
+    const bad = (sourceRanges: string[], ip = "198.18.201.1") => () => renderChanges(mesh, { remove: [], add: [{ ...entry(ip, 80, 15100), sourceRanges }] });
+    throwsCode(bad(["198.18.50.0/24; flush ruleset"]), "E_INVALID_IDENTIFIER", /ipv4 source range/);
+    throwsCode(bad(["fd00::/64"]), "E_INVALID_IDENTIFIER", /ipv4 source range/);
+    throwsCode(bad(["198.18.0.0/16", "198.18.50.0/24"]), "E_INVALID_IDENTIFIER", /one inside another/);
+    throwsCode(() => renderChanges(mesh, { remove: [], add: [{ ...nodePort(30080, 15101), sourceRanges: [] }] }), "E_INVALID_IDENTIFIER", /NodePort has none/);
+  });
+
   test("element changes and the kernel's JSON carry NodePorts as port-only elements", () => {
     const changes = diffEntries(mesh, [nodePort(30080, 15101), nodePort(30081, 15102)], [nodePort(30080, 15103), nodePort(30082, 15104)]);
     assert.deepEqual(changes, { remove: [nodePort(30080, 15101), nodePort(30081, 15102)], add: [nodePort(30080, 15103), nodePort(30082, 15104)] });

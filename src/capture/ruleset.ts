@@ -8,11 +8,13 @@ import {
   canonicalKey,
   checkConfig,
   checkEntries,
+  checkRanges,
   compareEntries,
   entryKey,
   type CaptureConfig,
   type CaptureEntry,
   type CheckedConfig,
+  type CheckedEntry,
   type CheckedKey,
   type Family,
   type MapKind,
@@ -35,6 +37,69 @@ const LOOPBACK: Record<Family, string> = { ipv4: "127.0.0.0/8", ipv6: "::1" };
 
 export function mapName(kind: MapKind): string {
   return MAP[kind];
+}
+
+/**
+ * Mesh mode's loadBalancerSourceRanges, per family: `restricted-*` holds the `address . port`
+ * keys that admit only some sources, `allowed-*` (intervals) their `address . port . source
+ * CIDR`; a filter chain before the NAT drops a restricted key's packets from any other source,
+ * as kube-proxy's firewall chains do.
+ */
+export function firewallSet(kind: "restricted" | "allowed", family: Family): string {
+  return `${kind}-${family}`;
+}
+
+const SADDR: Record<Family, string> = { ipv4: "ip saddr", ipv6: "ip6 saddr" };
+const ADDR_TYPE: Record<Family, string> = { ipv4: "ipv4_addr", ipv6: "ipv6_addr" };
+
+type RangedKey = CheckedKey & { readonly sourceRanges?: readonly string[] };
+
+/** A set's elements for entries with source ranges: their keys, or every key . range. */
+function firewallMembers(kind: "restricted" | "allowed", entries: readonly RangedKey[]): string[] {
+  return entries.flatMap((entry) => {
+    if (entry.ip === undefined || entry.sourceRanges === undefined) return [];
+    const key = `${entry.ip} . ${entry.port}`;
+    return kind === "restricted" ? [key] : entry.sourceRanges.map((range) => `${key} . ${range}`);
+  });
+}
+
+function firewallSets(config: CheckedConfig, entries: readonly CheckedEntry[]): string[] {
+  if (!config.mesh) return [];
+  return config.families.flatMap((family) => {
+    const own = entries.filter((entry) => entry.kind === family);
+    return (["restricted", "allowed"] as const).flatMap((kind) => {
+      const members = firewallMembers(kind, own);
+      const type = kind === "restricted" ? `${ADDR_TYPE[family]} . inet_service` : `${ADDR_TYPE[family]} . inet_service . ${ADDR_TYPE[family]}`;
+      return [
+        `\tset ${firewallSet(kind, family)} {`,
+        `\t\ttype ${type}`,
+        ...(kind === "allowed" ? ["\t\tflags interval"] : []),
+        ...(members.length > 0 ? ["\t\telements = {", `\t\t\t${members.join(",\n\t\t\t")}`, "\t\t}"] : []),
+        "\t}",
+      ];
+    });
+  });
+}
+
+/** Before our NAT (-110): a restricted key's packets from a source outside its ranges never reach HAProxy. */
+function firewallChain(config: CheckedConfig, hook: "prerouting" | "output"): string[] {
+  if (!config.mesh) return [];
+  const rules = config.families.map((family) => {
+    const key = `${DADDR[family]} . tcp dport`;
+    return `${key} @${firewallSet("restricted", family)} ${key} . ${SADDR[family]} != @${firewallSet("allowed", family)} drop`;
+  });
+  return [`\tchain firewall-${hook} {`, `\t\ttype filter hook ${hook} priority ${NAT_PRIORITY - 10}; policy accept;`, ...rules.map((rule) => `\t\t${rule}`), "\t}"];
+}
+
+/** The element lines of one verb for the firewall sets (mesh mode). */
+function firewallChanges(config: CheckedConfig, verb: "add" | "delete", entries: readonly RangedKey[]): string[] {
+  if (!config.mesh) return [];
+  return config.families.flatMap((family) =>
+    (["restricted", "allowed"] as const).flatMap((kind) => {
+      const members = firewallMembers(kind, entries.filter((entry) => entry.kind === family));
+      return members.length > 0 ? [`${verb} element ${TABLE} ${firewallSet(kind, family)} { ${members.join(", ")} }`] : [];
+    }),
+  );
 }
 
 function element(entry: { readonly ip?: string | undefined; readonly port: number; readonly listenPort?: number }): string {
@@ -84,7 +149,8 @@ function mapKinds(config: CheckedConfig): MapKind[] {
  *   in mesh mode also a map `port : listener port`, the NodePorts;
  * - NAT in prerouting (pods) and output (the node itself) sends a match to its listener;
  * - a guard refuses connections that reach a listener port without having been captured,
- *   or every ClusterIP Service would be open to anyone who can reach the node.
+ *   or every ClusterIP Service would be open to anyone who can reach the node;
+ * - mesh mode: the firewall sets and chains of loadBalancerSourceRanges (firewallSet).
  */
 export function renderRuleset(input: CaptureConfig, entries: readonly CaptureEntry[] = []): string {
   const config = checkConfig(input);
@@ -97,6 +163,7 @@ export function renderRuleset(input: CaptureConfig, entries: readonly CaptureEnt
     if (members.length > 0) lines.push("\t\telements = {", `\t\t\t${members.join(",\n\t\t\t")}`, "\t\t}");
     lines.push("\t}");
   }
+  lines.push(...firewallSets(config, checked), ...firewallChain(config, "prerouting"), ...firewallChain(config, "output"));
   lines.push(...natChain(config, "prerouting"), ...natChain(config, "output"));
   lines.push(
     "\tchain input {",
@@ -120,13 +187,13 @@ export function renderCleanup(): string {
 export function renderChanges(input: CaptureConfig, changes: CaptureChanges): string {
   const config = checkConfig(input);
   // A removal only names the key, checked for its format alone: whatever is there may go.
-  const removed = new Map<string, CheckedKey>();
+  const removed = new Map<string, RangedKey>();
   for (const entry of changes.remove) {
     const key = canonicalKey(entry);
     if (!mapKinds(config).includes(key.kind)) {
       throw new KubeHaproxyError("E_INVALID_IDENTIFIER", `cannot remove ${entryKey(key)}: ${key.kind === "nodeport" ? "NodePorts are captured in mesh mode only" : `no ${key.kind} service CIDR is captured`}`);
     }
-    removed.set(entryKey(key), key);
+    removed.set(entryKey(key), { ...key, ...checkRanges(key, entry.sourceRanges) });
   }
   const remove = [...removed.values()].sort(compareEntries);
   const add = checkEntries(config, changes.add);
@@ -136,6 +203,7 @@ export function renderChanges(input: CaptureConfig, changes: CaptureChanges): st
       const members = entries.filter((entry) => entry.kind === kind).map(element);
       if (members.length > 0) lines.push(`${verb} element ${TABLE} ${MAP[kind]} { ${members.join(", ")} }`);
     }
+    lines.push(...firewallChanges(config, verb, entries));
   }
   return lines.length === 0 ? "" : lines.join("\n") + "\n";
 }

@@ -17,6 +17,11 @@ export interface CaptureEntry {
   readonly ip?: string;
   readonly port: number;
   readonly listenPort: number;
+  /**
+   * Mesh mode: only sources within these CIDRs (of the entry's family) reach ip:port, others
+   * are dropped (a load balancer IP's loadBalancerSourceRanges); empty: none. Absent: any source.
+   */
+  readonly sourceRanges?: readonly string[];
 }
 
 export interface CaptureConfig {
@@ -173,7 +178,34 @@ export function checkEntry(config: CheckedConfig, entry: CaptureEntry): CheckedE
   if (!isPort(entry.listenPort) || entry.listenPort < first || entry.listenPort > last) {
     throw invalid(`listener port (outside ${first}-${last})`, entry.listenPort);
   }
-  return { ...checkKey(config, entry), listenPort: entry.listenPort };
+  const key = checkKey(config, entry);
+  return { ...key, listenPort: entry.listenPort, ...checkRanges(key, entry.sourceRanges) };
+}
+
+/**
+ * Source ranges in the canonical form nft prints back (`198.18.0.0/24`, sorted), each of the
+ * entry's family, none inside another (nft refuses overlapping intervals in one set). Only an
+ * address may have them: NodePorts are not filtered (kube-proxy's rule too).
+ */
+export function checkRanges(key: CheckedKey, ranges: readonly string[] | undefined): { readonly sourceRanges?: readonly string[] } {
+  if (ranges === undefined) return {};
+  if (key.kind === "nodeport") throw invalid("source ranges (a NodePort has none)", ranges);
+  const parsed = ranges.map((range) => {
+    const cidr = parseCidr(range);
+    if (!cidr || cidr.family !== key.kind) throw invalid(`${key.kind} source range`, range);
+    return cidr;
+  });
+  const within = new BlockList();
+  for (const { address, prefix, family } of [...parsed].sort((a, b) => a.prefix - b.prefix)) {
+    if (within.check(address, family)) throw invalid("source ranges (one inside another)", ranges);
+    within.addSubnet(address, prefix, family);
+  }
+  return { sourceRanges: parsed.map(({ address, prefix }) => `${address}/${prefix}`).sort() };
+}
+
+/** Whether two entries send their key to the same listener with the same source ranges. */
+export function sameTarget(a: CaptureEntry, b: CaptureEntry): boolean {
+  return a.listenPort === b.listenPort && JSON.stringify(a.sourceRanges ?? null) === JSON.stringify(b.sourceRanges ?? null);
 }
 
 /** The identity of an entry, whatever its listener (`* <port>` for a NodePort). */
@@ -190,8 +222,8 @@ export function checkEntries(config: CheckedConfig, entries: readonly CaptureEnt
   for (const raw of entries) {
     const entry = checkEntry(config, raw);
     const seen = byKey.get(entryKey(entry));
-    if (seen && seen.listenPort !== entry.listenPort) {
-      throw invalid("capture entry (one address and port with two listeners)", `${entry.ip} ${entry.port}: ${seen.listenPort}, ${entry.listenPort}`);
+    if (seen && !sameTarget(seen, entry)) {
+      throw invalid("capture entry (one address and port with two listeners or two sets of source ranges)", `${entry.ip} ${entry.port}: ${seen.listenPort}, ${entry.listenPort}`);
     }
     byKey.set(entryKey(entry), entry);
   }

@@ -34,6 +34,13 @@ export interface PoolEntry {
   readonly ip?: string;
   readonly port: number;
   readonly listenPort: number;
+  /** Mesh: only sources in these CIDRs reach ip:port (a load balancer IP's loadBalancerSourceRanges); absent: any. */
+  readonly sourceRanges?: readonly string[];
+}
+
+/** Whether the kernel holds an entry as wanted: the same listener and the same source ranges. */
+export function sameEntry(a: PoolEntry | undefined, b: PoolEntry): boolean {
+  return a !== undefined && a.listenPort === b.listenPort && JSON.stringify(a.sourceRanges ?? null) === JSON.stringify(b.sourceRanges ?? null);
 }
 
 /**
@@ -81,7 +88,12 @@ export function entryId(entry: { readonly ip?: string | undefined; readonly port
 
 /** The map elements a claimed Service port needs: each of its addresses at its port, and its NodePort (mesh). */
 export function entriesOf(service: Backend, listenPort: number): PoolEntry[] {
-  const entries: PoolEntry[] = service.binds.map((bind) => ({ ip: canonicalIp(bind.address), port: bind.port, listenPort }));
+  const entries: PoolEntry[] = service.binds.map((bind) => ({
+    ip: canonicalIp(bind.address),
+    port: bind.port,
+    listenPort,
+    ...(bind.sourceRanges === undefined ? {} : { sourceRanges: bind.sourceRanges }),
+  }));
   return service.nodePort === undefined ? entries : [...entries, { port: service.nodePort, listenPort }];
 }
 
