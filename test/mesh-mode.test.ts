@@ -77,6 +77,14 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
   };
   api.upsert("services", service("etp", "198.18.128.43", http(30082), local));
   api.upsert("endpointslices", slice("etp", http()));
+  /** A load balancer admitting only `ranges` (the client pod's network, then outside's). */
+  const firewalled = (ranges: string[]): V1Service => service("fw", "198.18.128.45", http(30083), (s) => {
+    s.spec!.type = "LoadBalancer";
+    s.spec!.loadBalancerSourceRanges = ranges;
+    s.status = { loadBalancer: { ingress: [{ ip: "198.18.201.3" }] } };
+  });
+  api.upsert("services", firewalled(["198.18.1.0/24"]));
+  api.upsert("endpointslices", slice("fw", http()));
 
   const { options, nft, haproxy } = await startNodeHaproxy(t, lab, node, cluster, { dir, mode: "mesh", firstPort: FIRST_PORT });
   const listenHealthCheck = listenInside(node, t);
@@ -123,6 +131,18 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
     assert.deepEqual(await bodies(client, "198.18.128.43", 80), new Set(["pod2"]));
     api.upsert("endpointslices", slice("etp", http()));
     await until(outside, NODE_OUTSIDE_IP, HEALTH_PORT, (o) => o.kind === "response" && o.status === 200, "health check 200 again");
+  });
+
+  await t.test("loadBalancerSourceRanges: a source inside is served, one outside dropped; changed at runtime; the NodePort is not filtered", async () => {
+    assert.deepEqual(await bodies(client, "198.18.201.3", 80), new Set(["pod1", "pod2"]), "198.18.1.2 is within 198.18.1.0/24");
+    assert.equal((await outside.http("198.18.201.3", 80, 1_000)).kind, "timeout", "198.18.9.2 is not: dropped, as kube-proxy does");
+    assert.deepEqual(await bodies(outside, NODE_OUTSIDE_IP, 30083), new Set(["pod1", "pod2"]), "kube-proxy filters load balancer IPs only");
+    api.upsert("services", firewalled(["198.18.9.0/24"]));
+    await until(outside, "198.18.201.3", 80, answered, "outside admitted after the change");
+    assert.deepEqual(await bodies(outside, "198.18.201.3", 80), new Set(["pod1", "pod2"]));
+    assert.equal((await client.http("198.18.201.3", 80, 1_000)).kind, "timeout", "the client pod no longer is");
+    assert.deepEqual(await bodies(client, "198.18.128.45", 80), new Set(["pod1", "pod2"]), "its ClusterIP is not filtered");
+    assert.equal(await reloadCount(haproxy.masterSocket), reloads, "ranges change in the kernel only");
   });
 
   await t.test("a sidecar restart keeps every claim, external ones included: same elements, 0 reloads, health check back", async () => {
