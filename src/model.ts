@@ -74,6 +74,12 @@ export interface Backend {
   readonly binds: readonly Bind[];
   /** Mesh mode: the Service port's NodePort, captured on the node's own addresses (not a bind of its own). */
   readonly nodePort?: number;
+  /**
+   * Mesh mode, externalTrafficPolicy Local's external backend: connections the node itself opens
+   * to its binds and NodePort go to this other backend (the Service port's cluster-wide one)
+   * instead, so they work with no local endpoint (kube-proxy's short circuit). Not structure.
+   */
+  readonly nodeShortcut?: string;
   /** ClientIP session affinity: stick on the source address for this many seconds. */
   readonly affinityTimeoutSeconds?: number;
   /** Absent: no health checks (HAProxy trusts Kubernetes' readiness alone). */

@@ -231,13 +231,17 @@ describe("mesh: external addresses and NodePorts", () => {
   test("the NodePort map and its rules: every local address but loopback, after the address maps", () => {
     const text = renderRuleset({ ...mesh, serviceCidrs: ["198.18.128.0/20"] }, [entry("198.18.200.1", 80, 15100), nodePort(30080, 15101)]);
     assert.match(text, /\tmap nodeports \{\n\t\ttype inet_service : inet_service\n\t\telements = \{\n\t\t\t30080 : 15101\n\t\t\}\n\t\}\n/);
-    for (const hook of ["prerouting", "output"]) {
+    const general = [
+      "meta l4proto tcp redirect to : ip daddr . tcp dport map @captured-ipv4",
+      "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto tcp redirect to : tcp dport map @nodeports",
+    ];
+    // The node's own connections: its own maps first (eTP Local's short circuit), then the general ones.
+    const fromNode = general.map((rule) => rule.replace("@", "@node-"));
+    for (const [hook, rules] of [["prerouting", general], ["output", [...fromNode, ...general]]] as const) {
       const chain = new RegExp(`chain ${hook} \\{\\n[^\\n]+\\n([^}]*)\\}`).exec(text)![1]!;
-      assert.deepEqual(chain.trim().split("\n").map((line) => line.trim()), [
-        "meta l4proto tcp redirect to : ip daddr . tcp dport map @captured-ipv4",
-        "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto tcp redirect to : tcp dport map @nodeports",
-      ]);
+      assert.deepEqual(chain.trim().split("\n").map((line) => line.trim()), rules);
     }
+    assert.match(text, /\tmap node-captured-ipv4 \{\n\t\ttype ipv4_addr \. inet_service : inet_service\n\t\}\n\tmap node-nodeports \{/);
   });
 
   test("--nodeport-addresses: only those CIDRs, per family; DNAT to the --interface address", () => {
@@ -288,6 +292,27 @@ describe("mesh: external addresses and NodePorts", () => {
     throwsCode(bad(["fd00::/64"]), "E_INVALID_IDENTIFIER", /ipv4 source range/);
     throwsCode(bad(["198.18.0.0/16", "198.18.50.0/24"]), "E_INVALID_IDENTIFIER", /one inside another/);
     throwsCode(() => renderChanges(mesh, { remove: [], add: [{ ...nodePort(30080, 15101), sourceRanges: [] }] }), "E_INVALID_IDENTIFIER", /NodePort has none/);
+  });
+
+  test("the node's own entries (eTP Local's short circuit): maps of their own, mesh only, read back as such", () => {
+    const own = (entry: CaptureEntry): CaptureEntry => ({ ...entry, fromNode: true });
+    assert.equal(
+      renderChanges(mesh, { remove: [], add: [own(entry("198.18.201.2", 80, 15100)), own(nodePort(30082, 15100)), entry("198.18.201.2", 80, 15101)] }),
+      [
+        "add element inet kube-haproxy captured-ipv4 { 198.18.201.2 . 80 : 15101 }",
+        "add element inet kube-haproxy node-captured-ipv4 { 198.18.201.2 . 80 : 15100 }",
+        "add element inet kube-haproxy node-nodeports { 30082 : 15100 }",
+        "",
+      ].join("\n"),
+    );
+    throwsCode(() => renderChanges(dualStack, { remove: [], add: [own(entry("198.18.128.10", 80, 15100))] }), "E_INVALID_IDENTIFIER", /needs mesh mode/);
+    throwsCode(() => renderChanges(dualStack, { remove: [own(entry("198.18.128.10", 80, 15100))], add: [] }), "E_INVALID_IDENTIFIER", /mesh mode only/);
+    const json = JSON.stringify({ nftables: [{ map: { name: "node-nodeports", elem: [[30082, 15100]] } }, { map: { name: "captured-ipv4", elem: [[{ concat: ["198.18.201.2", 80] }, 15101]] } }] });
+    assert.deepEqual(parseListTable(json), [own(nodePort(30082, 15100)), entry("198.18.201.2", 80, 15101)]);
+    assert.deepEqual(diffEntries(mesh, [entry("198.18.201.2", 80, 15101)], [entry("198.18.201.2", 80, 15101), own(entry("198.18.201.2", 80, 15100))]), {
+      remove: [],
+      add: [own(entry("198.18.201.2", 80, 15100))],
+    });
   });
 
   test("element changes and the kernel's JSON carry NodePorts as port-only elements", () => {

@@ -51,7 +51,7 @@ async function until(agent: Agent, ip: string, port: number, ok: (outcome: Outco
 
 const answered = (outcome: Outcome): boolean => outcome.kind === "response";
 
-test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the node; externalTrafficPolicy Local with its health check", netnsTestOptions(TOOLS), async (t: TestContext) => {
+test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the node; externalTrafficPolicy Local with its health check and the node's short circuit", netnsTestOptions(TOOLS), async (t: TestContext) => {
   const lab = await createLab(t, TOOLS);
   const { node, agents } = await buildNode(lab);
   const { client, outside } = agents;
@@ -114,6 +114,9 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
     assert.deepEqual(await bodies(outside, "198.18.201.2", 80), new Set(["pod1"]));
     assert.deepEqual(await bodies(outside, NODE_OUTSIDE_IP, 30082), new Set(["pod1"]));
     assert.deepEqual(await bodies(client, "198.18.128.43", 80), new Set(["pod1", "pod2"]));
+    // kube-proxy's short circuit: the node's own connections to the external destinations reach every endpoint.
+    assert.deepEqual(await bodies(agents.node, "198.18.201.2", 80), new Set(["pod1", "pod2"]), "the node itself to the load balancer IP");
+    assert.deepEqual(await bodies(agents.node, NODE_OUTSIDE_IP, 30082), new Set(["pod1", "pod2"]), "the node itself to the NodePort");
     const health = await outside.http(NODE_OUTSIDE_IP, HEALTH_PORT);
     assert.equal(health.kind, "response", JSON.stringify(health));
     const { status, body } = health as Extract<Outcome, { kind: "response" }>;
@@ -121,7 +124,7 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
     assert.deepEqual(JSON.parse(body), { service: { namespace: "default", name: "etp" }, localEndpoints: 1, serviceProxyHealthy: true });
   });
 
-  await t.test("the node-local pod goes: health check 503 with localEndpoints 0, external traffic refused, ClusterIP still served", async () => {
+  await t.test("the node-local pod goes: health check 503 with localEndpoints 0, external traffic refused, ClusterIP still served, the node itself still served", async () => {
     api.upsert("endpointslices", slice("etp", http(), [PODS[1]!], ["node-b"]));
     await until(outside, NODE_OUTSIDE_IP, HEALTH_PORT, (o) => o.kind === "response" && o.status === 503, "health check 503");
     const health = (await outside.http(NODE_OUTSIDE_IP, HEALTH_PORT)) as Extract<Outcome, { kind: "response" }>;
@@ -129,6 +132,8 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
     await until(outside, "198.18.201.2", 80, (o) => !answered(o), "eTP Local without local endpoints");
     assert.notEqual((await outside.http(NODE_OUTSIDE_IP, 30082)).kind, "response", "never another node's pod");
     assert.deepEqual(await bodies(client, "198.18.128.43", 80), new Set(["pod2"]));
+    assert.deepEqual(await bodies(agents.node, "198.18.201.2", 80), new Set(["pod2"]), "no local endpoint: the node itself still gets an answer");
+    assert.deepEqual(await bodies(agents.node, NODE_OUTSIDE_IP, 30082), new Set(["pod2"]));
     api.upsert("endpointslices", slice("etp", http()));
     await until(outside, NODE_OUTSIDE_IP, HEALTH_PORT, (o) => o.kind === "response" && o.status === 200, "health check 200 again");
   });

@@ -77,6 +77,8 @@ test("mesh, externalTrafficPolicy Local: ClusterIP traffic to every endpoint, ex
     skipped: [],
     healthCheckNodePort: { port: 32000, localEndpoints: 1 },
   });
+  // The node's own connections to the external destinations take the cluster-wide backend (kube-proxy's short circuit).
+  assert.deepEqual(translateService(svc, [BOTH], MESH).backends.map((b) => b.nodeShortcut), [undefined, "shop:web:http"]);
   // No endpoint on this node: the external backend has none (kube-proxy drops), the health check says 0.
   const elsewhere = summary(svc, [slice([endpoint("10.0.0.2", "node-b")])]);
   assert.deepEqual(elsewhere.backends.map((b) => [b.name, b.endpoints]), [["shop:web:http", ["10.0.0.2"]], ["shop:web:http:external", []]]);

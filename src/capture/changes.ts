@@ -35,6 +35,7 @@ function plain(entry: CheckedEntry): CaptureEntry {
     port: entry.port,
     listenPort: entry.listenPort,
     ...(entry.sourceRanges === undefined ? {} : { sourceRanges: entry.sourceRanges }),
+    ...(entry.fromNode ? { fromNode: true } : {}),
   };
 }
 

@@ -7,7 +7,8 @@ import { KubeHaproxyError } from "../errors.ts";
 import { firewallSet, mapName } from "./ruleset.ts";
 import { canonicalKey, entryKey, parseCidr, type CaptureEntry } from "./spec.ts";
 
-const OUR_MAPS: ReadonlySet<string> = new Set([mapName("ipv4"), mapName("ipv6"), mapName("nodeport")]);
+const KINDS = ["ipv4", "ipv6", "nodeport"] as const;
+const OUR_MAPS: ReadonlyMap<string, boolean> = new Map(KINDS.flatMap((kind) => [[mapName(kind), false], [mapName(kind, true), true]] as const)); // name → fromNode
 const FIREWALL_SETS: ReadonlySet<string> = new Set((["ipv4", "ipv6"] as const).flatMap((family) => [firewallSet("restricted", family), firewallSet("allowed", family)]));
 
 function unreadable(what: string, value: unknown): KubeHaproxyError {
@@ -78,7 +79,8 @@ function readTable(json: string): { entries: CaptureEntry[]; restricted: Set<str
     const map = (object as { map?: { name?: unknown; elem?: unknown } } | null)?.map;
     if (!map || typeof map.name !== "string" || !OUR_MAPS.has(map.name) || map.elem === undefined) continue;
     if (!Array.isArray(map.elem)) throw unreadable("map elements", map.elem);
-    for (const element of map.elem) entries.push(entryOf(element));
+    const origin = OUR_MAPS.get(map.name) ? { fromNode: true } : {};
+    for (const element of map.elem) entries.push({ ...entryOf(element), ...origin });
   }
   return { entries, restricted, allowed };
 }

@@ -35,8 +35,19 @@ const KEY_TYPE: Record<MapKind, string> = { ipv4: "ipv4_addr . inet_service", ip
 const DADDR: Record<Family, string> = { ipv4: "ip daddr", ipv6: "ip6 daddr" };
 const LOOPBACK: Record<Family, string> = { ipv4: "127.0.0.0/8", ipv6: "::1" };
 
-export function mapName(kind: MapKind): string {
-  return MAP[kind];
+/** A map's name; `node-…` holds the entries for the node's own connections (CaptureEntry.fromNode). */
+export function mapName(kind: MapKind, fromNode = false): string {
+  return fromNode ? `node-${MAP[kind]}` : MAP[kind];
+}
+
+/** The maps of a configuration: per family and NodePorts (mesh), and in mesh each again for the node's own connections. */
+function maps(config: CheckedConfig): { readonly kind: MapKind; readonly fromNode: boolean }[] {
+  const kinds: MapKind[] = [...config.families, ...(config.mesh ? (["nodeport"] as const) : [])];
+  return [false, ...(config.mesh ? [true] : [])].flatMap((fromNode) => kinds.map((kind) => ({ kind, fromNode })));
+}
+
+function inMap(map: { readonly kind: MapKind; readonly fromNode: boolean }, entry: CheckedKey): boolean {
+  return entry.kind === map.kind && (entry.fromNode === true) === map.fromNode;
 }
 
 /**
@@ -121,32 +132,31 @@ function natTo(config: CheckedConfig, family: Family, lookup: string): string {
  * nftables mode does not serve NodePorts there, and its iptables mode only with route_localnet):
  * the node's own connections to 127.0.0.1:<nodePort> are left to whatever else serves them.
  */
-function nodePortRule(config: CheckedConfig, family: Family): string | undefined {
+function nodePortRule(config: CheckedConfig, family: Family, fromNode = false): string | undefined {
   const cidrs = config.mesh?.nodePortCidrs[family];
   if (!cidrs) return undefined;
   const all = config.mesh!.nodePortCidrs.ipv4.length + config.mesh!.nodePortCidrs.ipv6.length === 0;
   if (!all && cidrs.length === 0) return undefined; // --nodeport-addresses names only the other family
   const where = all ? `${DADDR[family]} != ${LOOPBACK[family]}` : `${DADDR[family]} { ${cidrs.join(", ")} }`;
-  return `fib daddr type local ${where} ${natTo(config, family, `tcp dport map @${MAP.nodeport}`)}`;
+  return `fib daddr type local ${where} ${natTo(config, family, `tcp dport map @${mapName("nodeport", fromNode)}`)}`;
 }
 
 function natChain(config: CheckedConfig, hook: "prerouting" | "output"): string[] {
   // Address and port first: an externalIP that is the node's own address wins over a NodePort.
-  const rules = [
-    ...config.families.map((family) => natTo(config, family, `${DADDR[family]} . tcp dport map @${MAP[family]}`)),
-    ...config.families.flatMap((family) => nodePortRule(config, family) ?? []),
-  ];
+  // In output (mesh), the node's own entries come first: eTP Local's short circuit.
+  const origins = config.mesh && hook === "output" ? [true, false] : [false];
+  const rules = origins.flatMap((fromNode) => [
+    ...config.families.map((family) => natTo(config, family, `${DADDR[family]} . tcp dport map @${mapName(family, fromNode)}`)),
+    ...config.families.flatMap((family) => nodePortRule(config, family, fromNode) ?? []),
+  ]);
   return [`\tchain ${hook} {`, `\t\ttype nat hook ${hook} priority ${NAT_PRIORITY}; policy accept;`, ...rules.map((rule) => `\t\t${rule}`), "\t}"];
-}
-
-function mapKinds(config: CheckedConfig): MapKind[] {
-  return [...config.families, ...(config.mesh ? (["nodeport"] as const) : [])];
 }
 
 /**
  * The whole table, replaced in one transaction (`add` first so that `delete` never fails):
  * - a map per family, `address . port : listener port`, the Service ports HAProxy serves;
- *   in mesh mode also a map `port : listener port`, the NodePorts;
+ *   in mesh mode also a map `port : listener port`, the NodePorts, and each map again as
+ *   `node-…` for the node's own connections, consulted first in output;
  * - NAT in prerouting (pods) and output (the node itself) sends a match to its listener;
  * - a guard refuses connections that reach a listener port without having been captured,
  *   or every ClusterIP Service would be open to anyone who can reach the node;
@@ -157,9 +167,9 @@ export function renderRuleset(input: CaptureConfig, entries: readonly CaptureEnt
   const { first, last } = config.listenPorts;
   const checked = checkEntries(config, entries);
   const lines = [`add table ${TABLE}`, `delete table ${TABLE}`, `table ${TABLE} {`];
-  for (const kind of mapKinds(config)) {
-    const members = checked.filter((entry) => entry.kind === kind).map(element);
-    lines.push(`\tmap ${MAP[kind]} {`, `\t\ttype ${KEY_TYPE[kind]} : inet_service`);
+  for (const map of maps(config)) {
+    const members = checked.filter((entry) => inMap(map, entry)).map(element);
+    lines.push(`\tmap ${mapName(map.kind, map.fromNode)} {`, `\t\ttype ${KEY_TYPE[map.kind]} : inet_service`);
     if (members.length > 0) lines.push("\t\telements = {", `\t\t\t${members.join(",\n\t\t\t")}`, "\t\t}");
     lines.push("\t}");
   }
@@ -190,8 +200,9 @@ export function renderChanges(input: CaptureConfig, changes: CaptureChanges): st
   const removed = new Map<string, RangedKey>();
   for (const entry of changes.remove) {
     const key = canonicalKey(entry);
-    if (!mapKinds(config).includes(key.kind)) {
-      throw new KubeHaproxyError("E_INVALID_IDENTIFIER", `cannot remove ${entryKey(key)}: ${key.kind === "nodeport" ? "NodePorts are captured in mesh mode only" : `no ${key.kind} service CIDR is captured`}`);
+    if (!maps(config).some((map) => inMap(map, key))) {
+      const why = key.fromNode ? "entries for the node's own connections exist in mesh mode only" : key.kind === "nodeport" ? "NodePorts are captured in mesh mode only" : `no ${key.kind} service CIDR is captured`;
+      throw new KubeHaproxyError("E_INVALID_IDENTIFIER", `cannot remove ${entryKey(key)}: ${why}`);
     }
     removed.set(entryKey(key), { ...key, ...checkRanges(key, entry.sourceRanges) });
   }
@@ -199,9 +210,9 @@ export function renderChanges(input: CaptureConfig, changes: CaptureChanges): st
   const add = checkEntries(config, changes.add);
   const lines: string[] = [];
   for (const [verb, entries] of [["delete", remove], ["add", add]] as const) {
-    for (const kind of mapKinds(config)) {
-      const members = entries.filter((entry) => entry.kind === kind).map(element);
-      if (members.length > 0) lines.push(`${verb} element ${TABLE} ${MAP[kind]} { ${members.join(", ")} }`);
+    for (const map of maps(config)) {
+      const members = entries.filter((entry) => inMap(map, entry)).map(element);
+      if (members.length > 0) lines.push(`${verb} element ${TABLE} ${mapName(map.kind, map.fromNode)} { ${members.join(", ")} }`);
     }
     lines.push(...firewallChanges(config, verb, entries));
   }

@@ -22,6 +22,12 @@ export interface CaptureEntry {
    * are dropped (a load balancer IP's loadBalancerSourceRanges); empty: none. Absent: any source.
    */
   readonly sourceRanges?: readonly string[];
+  /**
+   * Mesh mode: only for connections the node itself opens (the output hook), ahead of the
+   * entries for everyone: externalTrafficPolicy Local's short circuit, where the node reaches
+   * the Service's external destinations through its cluster-wide backend (as kube-proxy does).
+   */
+  readonly fromNode?: boolean;
 }
 
 export interface CaptureConfig {
@@ -138,17 +144,20 @@ export interface CheckedKey {
   readonly ip?: string;
   readonly port: number;
   readonly kind: MapKind;
+  /** Present only when true (see CaptureEntry.fromNode). */
+  readonly fromNode?: boolean;
 }
 
-type Key = { readonly ip?: string | undefined; readonly port: number };
+type Key = { readonly ip?: string | undefined; readonly port: number; readonly fromNode?: boolean | undefined };
 
 /** Only the format is checked: whatever the kernel holds can be read and taken out. */
 export function canonicalKey(key: Key): CheckedKey {
   if (!isPort(key.port)) throw invalid("captured port", key.port);
-  if (key.ip === undefined) return { port: key.port, kind: "nodeport" };
+  const origin = key.fromNode === true ? { fromNode: true as const } : {};
+  if (key.ip === undefined) return { port: key.port, kind: "nodeport", ...origin };
   const family = familyOf(key.ip);
   if (!family) throw invalid("captured address", key.ip);
-  return { ip: canonicalIp(key.ip, family), port: key.port, kind: family };
+  return { ip: canonicalIp(key.ip, family), port: key.port, kind: family, ...origin };
 }
 
 /**
@@ -157,6 +166,7 @@ export function canonicalKey(key: Key): CheckedKey {
  */
 export function checkKey(config: CheckedConfig, key: Key): CheckedKey {
   const checked = canonicalKey(key);
+  if (checked.fromNode && !config.mesh) throw invalid("captured address (an entry for the node's own connections needs mesh mode)", key.ip ?? key.port);
   if (checked.kind === "nodeport" || checked.ip === undefined) {
     if (!config.mesh) throw invalid("captured address (a NodePort needs mesh mode)", key.port);
     return checked;
@@ -190,6 +200,7 @@ export function checkEntry(config: CheckedConfig, entry: CaptureEntry): CheckedE
 export function checkRanges(key: CheckedKey, ranges: readonly string[] | undefined): { readonly sourceRanges?: readonly string[] } {
   if (ranges === undefined) return {};
   if (key.kind === "nodeport") throw invalid("source ranges (a NodePort has none)", ranges);
+  if (key.fromNode) throw invalid("source ranges (the address's entry for everyone carries them)", ranges);
   const parsed = ranges.map((range) => {
     const cidr = parseCidr(range);
     if (!cidr || cidr.family !== key.kind) throw invalid(`${key.kind} source range`, range);
@@ -208,9 +219,9 @@ export function sameTarget(a: CaptureEntry, b: CaptureEntry): boolean {
   return a.listenPort === b.listenPort && JSON.stringify(a.sourceRanges ?? null) === JSON.stringify(b.sourceRanges ?? null);
 }
 
-/** The identity of an entry, whatever its listener (`* <port>` for a NodePort). */
+/** The identity of an entry, whatever its listener (`* <port>` for a NodePort, `node ` first for the node's own connections). */
 export function entryKey(entry: Key): string {
-  return `${entry.ip ?? "*"} ${entry.port}`;
+  return `${entry.fromNode === true ? "node " : ""}${entry.ip ?? "*"} ${entry.port}`;
 }
 
 /**
@@ -231,6 +242,7 @@ export function checkEntries(config: CheckedConfig, entries: readonly CaptureEnt
 }
 
 export function compareEntries(a: CheckedKey, b: CheckedKey): number {
+  if (!a.fromNode !== !b.fromNode) return a.fromNode ? 1 : -1;
   if (a.kind !== b.kind) return a.kind < b.kind ? -1 : 1;
   if (a.ip !== b.ip) return (a.ip ?? "") < (b.ip ?? "") ? -1 : 1;
   return a.port - b.port;

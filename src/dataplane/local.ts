@@ -11,7 +11,7 @@
 // The kernel map is the source of truth for claims across a sidecar restart.
 
 import type { Backend } from "../model.ts";
-import { entriesOf, entryId, planClaims, sameEntry, poolDesired, parsePoolBackendName, sizePool, type PoolBackend, type PoolEntry, type PoolSettings } from "./pool.ts";
+import { entriesOf, entryId, planClaims, sameEntry, shortcutEntriesOf, poolDesired, parsePoolBackendName, sizePool, type PoolBackend, type PoolEntry, type PoolSettings } from "./pool.ts";
 
 /** The kernel side, injected (src/capture in production, the same in tests inside a network namespace). */
 export interface CaptureDriver {
@@ -150,12 +150,18 @@ export class LocalPool {
     return out;
   }
 
-  /** The elements every claim needs, by entryId; addresses outside the Service CIDRs left out. */
+  /** The elements every claim needs (and the node's own ones of a nodeShortcut), by entryId; addresses outside the Service CIDRs left out. */
   #wanted(): Map<string, PoolEntry> {
     const listenPorts = new Map(this.#pool.map((backend) => [backend.name, backend.listenPort]));
     const wanted = new Map<string, PoolEntry>();
     for (const [service, pool] of this.#claims) {
-      for (const entry of entriesOf(this.#services.get(service)!, listenPorts.get(pool)!)) {
+      const backend = this.#services.get(service)!;
+      const shortcut = backend.nodeShortcut === undefined ? undefined : this.#claims.get(backend.nodeShortcut);
+      const entries = [
+        ...entriesOf(backend, listenPorts.get(pool)!),
+        ...(shortcut === undefined ? [] : shortcutEntriesOf(backend, listenPorts.get(shortcut)!)),
+      ];
+      for (const entry of entries) {
         if (this.#options.capture.accepts(entry)) wanted.set(entryId(entry), entry);
       }
     }

@@ -11,7 +11,10 @@
 // Two backends, because the capture sends each destination to one listener (one pool backend):
 // ClusterIP traffic of an eTP Local Service still goes to every endpoint, external traffic only
 // to this node's. No local endpoint: the external backend has no servers and HAProxy closes the
-// connection (kube-proxy drops it), never another node's pod.
+// connection (kube-proxy drops it), never another node's pod. Connections the node itself opens
+// to the external destinations take the ClusterIP backend (`nodeShortcut`): kube-proxy's short
+// circuit, so that they work with no local endpoint. Pods on the node get no short circuit
+// (kube-proxy needs a "detect local" setting for that, which we do not have).
 
 import { BlockList, SocketAddress, isIP } from "node:net";
 import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
@@ -167,6 +170,7 @@ export function withExternal(input: ExternalInput): Backend[] {
     out.push(backend, {
       ...backend,
       ...withNodePort,
+      nodeShortcut: backend.name,
       name: backendName(namespace, name, `${portId}:external`),
       servicePort: `${backend.servicePort} (external)`,
       binds,
