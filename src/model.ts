@@ -75,8 +75,8 @@ export interface Backend {
   /** Mesh mode: the Service port's NodePort, captured on the node's own addresses (not a bind of its own). */
   readonly nodePort?: number;
   /**
-   * Mesh mode, externalTrafficPolicy Local's external backend: connections the node itself opens
-   * to its binds and NodePort go to this other backend (the Service port's cluster-wide one)
+   * Mesh mode, externalTrafficPolicy Local's external backend: connections the node itself (and
+   * pods within --cluster-cidr) opens to its binds and NodePort go to this other backend (the Service port's cluster-wide one)
    * instead, so they work with no local endpoint (kube-proxy's short circuit). Not structure.
    */
   readonly nodeShortcut?: string;

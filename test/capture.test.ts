@@ -315,6 +315,18 @@ describe("mesh: external addresses and NodePorts", () => {
     });
   });
 
+  test("--cluster-cidr: connections from the pod CIDRs take the node's own maps first in prerouting, per family", () => {
+    const text = renderRuleset({ ...mesh, mesh: { nodePortAddresses: [], podCidrs: ["198.18.1.0/24", "10.244.0.0/16"] } });
+    const prerouting = text.split("chain prerouting {\n")[1]!.split("\n\t}")[0]!.split("\n").slice(1).map((line) => line.trim());
+    assert.deepEqual(prerouting.slice(0, 3), [
+      "ip saddr { 198.18.1.0/24, 10.244.0.0/16 } meta l4proto tcp redirect to : ip daddr . tcp dport map @node-captured-ipv4",
+      "ip saddr { 198.18.1.0/24, 10.244.0.0/16 } fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto tcp redirect to : tcp dport map @node-nodeports",
+      "meta l4proto tcp redirect to : ip daddr . tcp dport map @captured-ipv4",
+    ]);
+    assert.doesNotMatch(text, /ip6 saddr \{/, "no IPv6 pod CIDR: no IPv6 rule");
+    throwsCode(() => renderRuleset({ ...mesh, mesh: { nodePortAddresses: [], podCidrs: ["10.244.0.0/33"] } }), "E_BAD_OPTION", /cluster \(pod\) CIDR/);
+  });
+
   test("element changes and the kernel's JSON carry NodePorts as port-only elements", () => {
     const changes = diffEntries(mesh, [nodePort(30080, 15101), nodePort(30081, 15102)], [nodePort(30080, 15103), nodePort(30082, 15104)]);
     assert.deepEqual(changes, { remove: [nodePort(30080, 15101), nodePort(30081, 15102)], add: [nodePort(30080, 15103), nodePort(30082, 15104)] });

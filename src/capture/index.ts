@@ -21,7 +21,8 @@
 //   to a local address of the node (`fib daddr type local`, kube-proxy's NodePort rule), within
 //   --nodeport-addresses, never on loopback (kube-proxy's nftables mode does not serve
 //   NodePorts there either; its iptables mode needs route_localnet, which we leave alone).
-//   Each map has a twin, `node-…`, read first in output only: the node's own connections to an
+//   Each map has a twin, `node-…`, read first in output (and in prerouting for sources within
+//   the pod CIDRs, --cluster-cidr): the node's own (and its pods') connections to an
 //   externalTrafficPolicy Local Service's external destinations go to its cluster-wide backend
 //   (kube-proxy's short circuit). And loadBalancerSourceRanges: sets `restricted-*` (address .
 //   port) and `allowed-*` (address . port . source CIDR, intervals), and filter chains before

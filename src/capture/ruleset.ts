@@ -143,12 +143,24 @@ function nodePortRule(config: CheckedConfig, family: Family, fromNode = false): 
 
 function natChain(config: CheckedConfig, hook: "prerouting" | "output"): string[] {
   // Address and port first: an externalIP that is the node's own address wins over a NodePort.
-  // In output (mesh), the node's own entries come first: eTP Local's short circuit.
-  const origins = config.mesh && hook === "output" ? [true, false] : [false];
-  const rules = origins.flatMap((fromNode) => [
-    ...config.families.map((family) => natTo(config, family, `${DADDR[family]} . tcp dport map @${mapName(family, fromNode)}`)),
-    ...config.families.flatMap((family) => nodePortRule(config, family, fromNode) ?? []),
-  ]);
+  // In mesh mode, the node-… maps come first for connections from this node: all of output,
+  // and in prerouting those from the pod CIDRs (eTP Local's short circuit).
+  const local = (family: Family): string | undefined => {
+    if (!config.mesh) return undefined;
+    if (hook === "output") return "";
+    const pods = config.mesh.podCidrs[family];
+    return pods.length > 0 ? `${SADDR[family]} { ${pods.join(", ")} } ` : undefined;
+  };
+  const rules = [
+    ...config.families.flatMap((family) => {
+      const from = local(family);
+      if (from === undefined) return [];
+      const nodePort = nodePortRule(config, family, true);
+      return [`${from}${natTo(config, family, `${DADDR[family]} . tcp dport map @${mapName(family, true)}`)}`, ...(nodePort ? [`${from}${nodePort}`] : [])];
+    }),
+    ...config.families.map((family) => natTo(config, family, `${DADDR[family]} . tcp dport map @${mapName(family)}`)),
+    ...config.families.flatMap((family) => nodePortRule(config, family) ?? []),
+  ];
   return [`\tchain ${hook} {`, `\t\ttype nat hook ${hook} priority ${NAT_PRIORITY}; policy accept;`, ...rules.map((rule) => `\t\t${rule}`), "\t}"];
 }
 

@@ -23,9 +23,10 @@ export interface CaptureEntry {
    */
   readonly sourceRanges?: readonly string[];
   /**
-   * Mesh mode: only for connections the node itself opens (the output hook), ahead of the
-   * entries for everyone: externalTrafficPolicy Local's short circuit, where the node reaches
-   * the Service's external destinations through its cluster-wide backend (as kube-proxy does).
+   * Mesh mode: only for connections the node itself opens (the output hook) and those from the
+   * pod CIDRs (prerouting), ahead of the entries for everyone: externalTrafficPolicy Local's
+   * short circuit, where they reach the Service's external destinations through its
+   * cluster-wide backend (as kube-proxy does).
    */
   readonly fromNode?: boolean;
 }
@@ -49,7 +50,14 @@ export interface CaptureConfig {
    * captured, and NodePorts on the node's own addresses: those within `nodePortAddresses`
    * (CIDRs, kube-proxy's --nodeport-addresses), or every local address but loopback when empty.
    */
-  readonly mesh?: { readonly nodePortAddresses: readonly string[] };
+  readonly mesh?: {
+    readonly nodePortAddresses: readonly string[];
+    /**
+     * Pod CIDRs (`--cluster-cidr`): connections from them take the `node-…` maps first, as the
+     * node's own do (externalTrafficPolicy Local's short circuit for pods); none: the node's only.
+     */
+    readonly podCidrs?: readonly string[];
+  };
 }
 
 /** A configuration after its checks: canonical addresses, the families it captures. */
@@ -59,7 +67,7 @@ export interface CheckedConfig {
   readonly listenAddresses: Readonly<Partial<Record<Family, string>>>;
   readonly ranges: Readonly<Record<Family, BlockList>>;
   /** Mesh mode: the --nodeport-addresses CIDRs per family (canonical), none: every non-loopback local address. */
-  readonly mesh?: { readonly nodePortCidrs: Readonly<Record<Family, readonly string[]>> };
+  readonly mesh?: { readonly nodePortCidrs: Readonly<Record<Family, readonly string[]>>; readonly podCidrs: Readonly<Record<Family, readonly string[]>> };
 }
 
 function badOption(message: string): KubeHaproxyError {
@@ -116,14 +124,14 @@ export function checkConfig(config: CaptureConfig): CheckedConfig {
     if ((key !== "ipv4" && key !== "ipv6") || familyOf(ip) !== key) throw badOption(`invalid ${key} listen address ${JSON.stringify(ip)}`);
     listenAddresses[key] = canonicalIp(ip, key);
   }
-  return { listenPorts: { first, last }, families, listenAddresses, ranges, ...(config.mesh ? { mesh: { nodePortCidrs: nodePortCidrs(config.mesh.nodePortAddresses) } } : {}) };
+  return { listenPorts: { first, last }, families, listenAddresses, ranges, ...(config.mesh ? { mesh: { nodePortCidrs: cidrsByFamily(config.mesh.nodePortAddresses, "nodeport address"), podCidrs: cidrsByFamily(config.mesh.podCidrs ?? [], "cluster (pod)") } } : {}) };
 }
 
-function nodePortCidrs(cidrs: readonly string[]): Record<Family, string[]> {
+function cidrsByFamily(cidrs: readonly string[], what: string): Record<Family, string[]> {
   const out: Record<Family, string[]> = { ipv4: [], ipv6: [] };
   for (const cidr of cidrs) {
     const parsed = parseCidr(cidr);
-    if (!parsed) throw badOption(`invalid nodeport address CIDR ${JSON.stringify(cidr)}`);
+    if (!parsed) throw badOption(`invalid ${what} CIDR ${JSON.stringify(cidr)}`);
     out[parsed.family].push(`${parsed.address}/${parsed.prefix}`);
   }
   return out;

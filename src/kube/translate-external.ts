@@ -13,8 +13,8 @@
 // to this node's. No local endpoint: the external backend has no servers and HAProxy closes the
 // connection (kube-proxy drops it), never another node's pod. Connections the node itself opens
 // to the external destinations take the ClusterIP backend (`nodeShortcut`): kube-proxy's short
-// circuit, so that they work with no local endpoint. Pods on the node get no short circuit
-// (kube-proxy needs a "detect local" setting for that, which we do not have).
+// circuit, so that they work with no local endpoint; pods within --cluster-cidr too (the
+// capture tells them apart by source, kube-proxy's --detect-local-mode ClusterCIDR).
 
 import { BlockList, SocketAddress, isIP } from "node:net";
 import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
