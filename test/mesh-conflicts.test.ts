@@ -14,7 +14,7 @@ import type { Backend } from "../src/model.ts";
 import { Proxier } from "../src/proxier.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
 
-const MESH = { bindAddress: "0.0.0.0", algorithm: "roundrobin", algorithms: ALGORITHMS, minSlots: 4, local: { nodeName: "node-a", mesh: true } };
+const MESH = { bindAddress: "0.0.0.0", algorithm: "roundrobin", algorithms: ALGORITHMS, minSlots: 4, local: { nodeName: "node-a" }, mesh: true };
 
 function setup() {
   const sink = new Map<string, Backend>();
