@@ -24,7 +24,7 @@ export function captureConfig(options: Options, listenPorts: { readonly first: n
     listenPorts,
     serviceCidrs: options.serviceCidrs,
     ...(options.interface ? { listenAddresses: interfaceAddresses(options.interface) } : {}),
-    ...(options.proxyMode === "mesh" ? { mesh: { nodePortAddresses: options.nodePortAddresses } } : {}),
+    ...(options.proxyMode === "mesh" ? { mesh: { nodePortAddresses: options.nodePortAddresses, podCidrs: options.clusterCidrs } } : {}),
   };
 }
 

@@ -58,6 +58,8 @@ export interface Options {
   readonly interface: string | undefined;
   /** mesh mode: NodePorts are captured on local addresses within these CIDRs (canonical); empty: all but loopback. */
   readonly nodePortAddresses: readonly string[];
+  /** mesh mode: pod CIDRs (canonical) whose connections get eTP Local's short circuit; empty: only the node's own. */
+  readonly clusterCidrs: readonly string[];
   /** This node's name: --hostname-override, else NODE_NAME, else the hostname. */
   readonly nodeName: string;
 }
@@ -143,6 +145,10 @@ export const FLAGS = {
   },
   "nodeport-addresses": {
     description: "mesh: NodePorts on the node's addresses within these CIDRs, comma-separated (default: every local address but loopback)",
+    commands: ["run", "capture"],
+  },
+  "cluster-cidr": {
+    description: "mesh: the cluster's pod CIDRs, comma-separated: connections from them get externalTrafficPolicy Local's short circuit, as the node's own (kube-proxy's --detect-local-mode ClusterCIDR; default: none)",
     commands: ["run", "capture"],
   },
   "hostname-override": {
@@ -307,12 +313,18 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}, com
   if (proxyMode !== "onlyfetch" && command !== undefined && command !== "status" && serviceCidrs.length === 0) {
     throw bad("service-cidr", `${proxyMode} mode needs the cluster's Service CIDR (e.g. --service-cidr 10.96.0.0/12)`);
   }
-  const nodePortAddresses = text("nodeport-addresses").split(",").map((cidr) => cidr.trim()).filter(Boolean).map((cidr) => {
-    const parsed = parseCidr(cidr);
-    if (!parsed) throw bad("nodeport-addresses", `must be CIDRs like 192.168.0.0/16,fd00::/64, not ${JSON.stringify(cidr)}`);
-    return `${parsed.address}/${parsed.prefix}`;
-  });
-  if (nodePortAddresses.length > 0 && proxyMode !== "mesh") throw bad("nodeport-addresses", "applies to mesh mode only (--proxy-mode mesh)");
+  /** A mesh-only list of CIDRs, canonical. */
+  const meshCidrs = (name: "nodeport-addresses" | "cluster-cidr"): string[] => {
+    const cidrs = text(name).split(",").map((cidr) => cidr.trim()).filter(Boolean).map((cidr) => {
+      const parsed = parseCidr(cidr);
+      if (!parsed) throw bad(name, `must be CIDRs like 192.168.0.0/16,fd00::/64, not ${JSON.stringify(cidr)}`);
+      return `${parsed.address}/${parsed.prefix}`;
+    });
+    if (cidrs.length > 0 && proxyMode !== "mesh") throw bad(name, "applies to mesh mode only (--proxy-mode mesh)");
+    return cidrs;
+  };
+  const nodePortAddresses = meshCidrs("nodeport-addresses");
+  const clusterCidrs = meshCidrs("cluster-cidr");
   if (command === "capture" && serviceCidrs.length === 0) throw bad("service-cidr", "capture needs the cluster's Service CIDR (e.g. --service-cidr 10.96.0.0/12)");
   const interfaceName = get("interface") || undefined;
   if (interfaceName !== undefined && !/^[A-Za-z0-9_.@-]{1,15}$/.test(interfaceName)) throw bad("interface", `not an interface name: ${JSON.stringify(interfaceName)}`);
@@ -355,6 +367,7 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}, com
     capturePort: integer("capture-port", 1, 65535),
     interface: interfaceName,
     nodePortAddresses,
+    clusterCidrs,
     nodeName: get("hostname-override") || env.NODE_NAME || hostname(),
   };
 }

@@ -137,6 +137,25 @@ describe("capture in the kernel (nft)", netnsTestOptions(), () => {
     await assert.rejects(missing, (error: unknown) => isKubeHaproxyError(error, "E_CAPTURE_FAILED") && /not found \(the nftables package provides nft\)/.test(error.message));
   });
 
+  test("mesh: source ranges go in, read back as written, change in place, close, and go; a /32 and a /128 too", async (t) => {
+    const { nft, ruleset } = await node(t);
+    const mesh: CaptureConfig = { ...config, mesh: { nodePortAddresses: [] } };
+    const lb = (sourceRanges?: string[]): CaptureEntry => ({ ...entry("198.18.201.1", 80, 15100), ...(sourceRanges ? { sourceRanges } : {}) });
+    const lb6 = { ...entry("fd00:198:18:201::1", 80, 15101), sourceRanges: ["fd00:198:18:50::/64", "fd00:198:18:9::7/128"] };
+    const read = async () => sorted(await readCapture(nft));
+    await syncCapture(mesh, [lb(["198.18.50.0/24", "198.18.9.7/32"]), lb6, entry("198.18.128.10", 80, 15102)], nft);
+    assert.deepEqual(await read(), sorted([lb(["198.18.50.0/24", "198.18.9.7/32"]), lb6, entry("198.18.128.10", 80, 15102)]));
+    assert.match(await ruleset(), /ip daddr \. tcp dport @restricted-ipv4 ip daddr \. tcp dport \. ip saddr != @allowed-ipv4 drop/);
+    for (const ranges of [["198.18.9.0/24"], [], undefined]) {
+      const changes = await syncCapture(mesh, [lb(ranges), lb6, entry("198.18.128.10", 80, 15102)], nft);
+      assert.equal(changes.add.length, 1, "only the changed entry");
+      assert.deepEqual((await read())?.find((e) => e.ip === "198.18.201.1"), lb(ranges));
+    }
+    assert.doesNotMatch(await ruleset(), /198\.18\.201\.1 \. 80 \. /, "no range left behind");
+    assert.deepEqual(await installCapture(mesh, nft), { kept: 3, dropped: 0 });
+    assert.deepEqual(await read(), sorted([lb(), lb6, entry("198.18.128.10", 80, 15102)]));
+  });
+
   test("cost of a Service port in the kernel: one entry, 1,000 entries in one transaction", async (t) => {
     const { ns, nft } = await node(t);
     await installCapture(config, nft);

@@ -21,6 +21,8 @@ import { listenInside } from "./netns-listen.ts";
 import { NODE_OUTSIDE_IP, SERVICE_CIDRS, buildNode, startNodeHaproxy } from "./netns-node.ts";
 
 const NODE_OUTSIDE_IP_V6 = "fd00:198:18:9::1";
+/** The client pod's network (netns-node.ts), as --cluster-cidr. */
+const CLIENT_NET = "198.18.1.0/24";
 
 const TOOLS = ["ip", "nft", "iptables"];
 const PODS = [{ ip: "198.18.2.2" }, { ip: "198.18.3.2" }];
@@ -51,7 +53,7 @@ async function until(agent: Agent, ip: string, port: number, ok: (outcome: Outco
 
 const answered = (outcome: Outcome): boolean => outcome.kind === "response";
 
-test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the node; externalTrafficPolicy Local with its health check", netnsTestOptions(TOOLS), async (t: TestContext) => {
+test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the node; externalTrafficPolicy Local with its health check and the node's short circuit", netnsTestOptions(TOOLS), async (t: TestContext) => {
   const lab = await createLab(t, TOOLS);
   const { node, agents } = await buildNode(lab);
   const { client, outside } = agents;
@@ -77,8 +79,19 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
   };
   api.upsert("services", service("etp", "198.18.128.43", http(30082), local));
   api.upsert("endpointslices", slice("etp", http()));
+  /** A load balancer admitting only `ranges` (the client pod's network, then outside's). */
+  const firewalled = (ranges: string[]): V1Service => service("fw", "198.18.128.45", http(30083), (s) => {
+    s.spec!.type = "LoadBalancer";
+    s.spec!.loadBalancerSourceRanges = ranges;
+    s.status = { loadBalancer: { ingress: [{ ip: "198.18.201.3" }] } };
+  });
+  api.upsert("services", firewalled(["198.18.1.0/24"]));
+  api.upsert("endpointslices", slice("fw", http()));
 
-  const { options, nft, haproxy } = await startNodeHaproxy(t, lab, node, cluster, { dir, mode: "mesh", firstPort: FIRST_PORT });
+  const started = await startNodeHaproxy(t, lab, node, cluster, { dir, mode: "mesh", firstPort: FIRST_PORT });
+  const { nft, haproxy } = started;
+  // The client's network stands for the cluster's pod CIDR: its connections get eTP Local's short circuit.
+  const options = { ...started.options, clusterCidrs: [CLIENT_NET] };
   const listenHealthCheck = listenInside(node, t);
   let sidecar: Sidecar = startSidecar(options, { log: silentLogger, env: {}, nft, listenHealthCheck });
   t.after(() => sidecar.stop());
@@ -106,6 +119,11 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
     assert.deepEqual(await bodies(outside, "198.18.201.2", 80), new Set(["pod1"]));
     assert.deepEqual(await bodies(outside, NODE_OUTSIDE_IP, 30082), new Set(["pod1"]));
     assert.deepEqual(await bodies(client, "198.18.128.43", 80), new Set(["pod1", "pod2"]));
+    // kube-proxy's short circuit: the node's own connections to the external destinations reach every endpoint.
+    assert.deepEqual(await bodies(agents.node, "198.18.201.2", 80), new Set(["pod1", "pod2"]), "the node itself to the load balancer IP");
+    assert.deepEqual(await bodies(agents.node, NODE_OUTSIDE_IP, 30082), new Set(["pod1", "pod2"]), "the node itself to the NodePort");
+    assert.deepEqual(await bodies(client, "198.18.201.2", 80), new Set(["pod1", "pod2"]), "a pod within --cluster-cidr to the load balancer IP");
+    assert.deepEqual(await bodies(client, "198.18.1.1", 30082), new Set(["pod1", "pod2"]), "a pod within --cluster-cidr to the NodePort");
     const health = await outside.http(NODE_OUTSIDE_IP, HEALTH_PORT);
     assert.equal(health.kind, "response", JSON.stringify(health));
     const { status, body } = health as Extract<Outcome, { kind: "response" }>;
@@ -113,7 +131,7 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
     assert.deepEqual(JSON.parse(body), { service: { namespace: "default", name: "etp" }, localEndpoints: 1, serviceProxyHealthy: true });
   });
 
-  await t.test("the node-local pod goes: health check 503 with localEndpoints 0, external traffic dropped, ClusterIP still served", async () => {
+  await t.test("the node-local pod goes: health check 503 with localEndpoints 0, external traffic dropped, ClusterIP still served, the node itself still served", async () => {
     api.upsert("endpointslices", slice("etp", http(), [PODS[1]!], ["node-b"]));
     await until(outside, NODE_OUTSIDE_IP, HEALTH_PORT, (o) => o.kind === "response" && o.status === 503, "health check 503");
     const health = (await outside.http(NODE_OUTSIDE_IP, HEALTH_PORT)) as Extract<Outcome, { kind: "response" }>;
@@ -122,18 +140,33 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
     await until(outside, "198.18.201.2", 80, (o) => o.kind === "timeout", "eTP Local without local endpoints: dropped");
     assert.deepEqual(await outside.http(NODE_OUTSIDE_IP, 30082, 1_500), { kind: "timeout" });
     assert.deepEqual(await bodies(client, "198.18.128.43", 80), new Set(["pod2"]));
+    assert.deepEqual(await bodies(agents.node, "198.18.201.2", 80), new Set(["pod2"]), "no local endpoint: the node itself still gets an answer");
+    assert.deepEqual(await bodies(agents.node, NODE_OUTSIDE_IP, 30082), new Set(["pod2"]));
+    assert.deepEqual(await bodies(client, "198.18.201.2", 80), new Set(["pod2"]), "and so does a pod within --cluster-cidr");
     api.upsert("endpointslices", slice("etp", http()));
     await until(outside, NODE_OUTSIDE_IP, HEALTH_PORT, (o) => o.kind === "response" && o.status === 200, "health check 200 again");
   });
 
+  await t.test("loadBalancerSourceRanges: a source inside is served, one outside dropped; changed at runtime; the NodePort is not filtered", async () => {
+    assert.deepEqual(await bodies(client, "198.18.201.3", 80), new Set(["pod1", "pod2"]), "198.18.1.2 is within 198.18.1.0/24");
+    assert.equal((await outside.http("198.18.201.3", 80, 1_000)).kind, "timeout", "198.18.9.2 is not: dropped, as kube-proxy does");
+    assert.deepEqual(await bodies(outside, NODE_OUTSIDE_IP, 30083), new Set(["pod1", "pod2"]), "kube-proxy filters load balancer IPs only");
+    api.upsert("services", firewalled(["198.18.9.0/24"]));
+    await until(outside, "198.18.201.3", 80, answered, "outside admitted after the change");
+    assert.deepEqual(await bodies(outside, "198.18.201.3", 80), new Set(["pod1", "pod2"]));
+    assert.equal((await client.http("198.18.201.3", 80, 1_000)).kind, "timeout", "the client pod no longer is");
+    assert.deepEqual(await bodies(client, "198.18.128.45", 80), new Set(["pod1", "pod2"]), "its ClusterIP is not filtered");
+    assert.equal(await reloadCount(haproxy.masterSocket), reloads, "ranges change in the kernel only");
+  });
+
   await t.test("no endpoints at all: the externalIP and the NodePort refused at once (kube-proxy's reject); endpoints come: served", async () => {
-    api.upsert("services", service("none", "198.18.128.45", http(30091), (s) => {
+    api.upsert("services", service("none", "198.18.128.46", http(30091), (s) => {
       s.spec!.type = "NodePort";
       s.spec!.externalIPs = ["198.18.200.5"];
     }));
     const verdicts = async (): Promise<string[]> => ((await readCaptureState(nft))?.noEndpoints ?? []).map((e) => `${e.ip ?? "*"} ${e.port} ${e.verdict}`).sort();
     await waitFor(async () => (await verdicts()).length === 3, 15_000, "the no-endpoint elements");
-    assert.deepEqual(await verdicts(), ["* 30091 reject", "198.18.128.45 80 reject", "198.18.200.5 80 reject"]);
+    assert.deepEqual(await verdicts(), ["* 30091 reject", "198.18.128.46 80 reject", "198.18.200.5 80 reject"]);
     assert.deepEqual(await outside.http("198.18.200.5", 80, 5_000), { kind: "refused" });
     assert.deepEqual(await outside.http(NODE_OUTSIDE_IP, 30091, 5_000), { kind: "refused" });
     assert.deepEqual(await client.http("198.18.200.5", 80, 5_000), { kind: "refused" }, "from a pod");
@@ -174,7 +207,7 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
   await t.test("capture twice leaves one set of rules and keeps the elements; cleanup leaves nothing", async () => {
     await sidecar.stop();
     const list = () => node.exec(["nft", "list", "ruleset"]);
-    const flags = ["--proxy-mode", "mesh", "--service-cidr", SERVICE_CIDRS.join(","), "--capture-port", String(FIRST_PORT)];
+    const flags = ["--proxy-mode", "mesh", "--service-cidr", SERVICE_CIDRS.join(","), "--capture-port", String(FIRST_PORT), "--cluster-cidr", CLIENT_NET];
     const elements = await readCapture(nft);
     assert.ok(elements?.some((entry) => entry.ip === undefined && entry.port === 30080), "a NodePort element is in the kernel");
     await node.exec([process.execPath, CLI, "capture", ...flags]);
@@ -182,6 +215,7 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
     await node.exec([process.execPath, CLI, "capture", ...flags]);
     assert.equal(await list(), once);
     assert.match(once, /map nodeports/);
+    assert.match(once, /ip saddr 198\.18\.1\.0\/24 meta l4proto tcp redirect to :ip daddr \. tcp dport map @node-captured-ipv4/);
     assert.deepEqual(await readCapture(nft), elements);
     assert.deepEqual(await bodies(outside, NODE_OUTSIDE_IP, 30080, 2), new Set(["pod1", "pod2"]));
     await node.exec([process.execPath, CLI, "cleanup"]);

@@ -168,14 +168,19 @@ test("a command reads only its own flags from the environment", () => {
   assert.ok(flagsOf("run").includes("take-over") && !flagsOf("run").includes("timeout"));
 });
 
-test("mesh: --nodeport-addresses, canonical CIDRs of either family, from the flag or KUBE_HAPROXY_NODEPORT_ADDRESSES; mesh only", () => {
+test("mesh: --nodeport-addresses and --cluster-cidr, canonical CIDRs of either family, from the flag or the environment; mesh only", () => {
   const mesh = { "proxy-mode": "mesh", "service-cidr": "10.96.0.0/12" };
-  assert.deepEqual(resolveOptions(mesh, {}, "run").nodePortAddresses, []);
-  assert.deepEqual(resolveOptions({ ...mesh, "nodeport-addresses": "192.168.0.0/16, FD00:0::/64" }, {}, "run").nodePortAddresses, ["192.168.0.0/16", "fd00::/64"]);
-  assert.deepEqual(resolveOptions(mesh, { KUBE_HAPROXY_NODEPORT_ADDRESSES: "10.0.0.0/8" }, "capture").nodePortAddresses, ["10.0.0.0/8"]);
-  for (const bad of ["10.0.0.0", "10.0.0.0/33", "eth0", "primary"]) {
-    assert.throws(() => resolveOptions({ ...mesh, "nodeport-addresses": bad }, {}, "run"), (e: unknown) => isKubeHaproxyError(e, "E_BAD_OPTION") && e.message.includes("--nodeport-addresses"), bad);
+  for (const [flag, field, variable] of [
+    ["nodeport-addresses", "nodePortAddresses", "KUBE_HAPROXY_NODEPORT_ADDRESSES"],
+    ["cluster-cidr", "clusterCidrs", "KUBE_HAPROXY_CLUSTER_CIDR"],
+  ] as const) {
+    assert.deepEqual(resolveOptions(mesh, {}, "run")[field], []);
+    assert.deepEqual(resolveOptions({ ...mesh, [flag]: "192.168.0.0/16, FD00:0::/64" }, {}, "run")[field], ["192.168.0.0/16", "fd00::/64"]);
+    assert.deepEqual(resolveOptions(mesh, { [variable]: "10.0.0.0/8" }, "capture")[field], ["10.0.0.0/8"]);
+    for (const bad of ["10.0.0.0", "10.0.0.0/33", "eth0", "primary"]) {
+      assert.throws(() => resolveOptions({ ...mesh, [flag]: bad }, {}, "run"), (e: unknown) => isKubeHaproxyError(e, "E_BAD_OPTION") && e.message.includes(`--${flag}`), bad);
+    }
+    assert.throws(() => resolveOptions({ "proxy-mode": "local", "service-cidr": "10.96.0.0/12", [flag]: "10.0.0.0/8" }, {}, "run"), /mesh mode only/);
   }
-  assert.throws(() => resolveOptions({ "proxy-mode": "local", "service-cidr": "10.96.0.0/12", "nodeport-addresses": "10.0.0.0/8" }, {}, "run"), /mesh mode only/);
   assert.throws(() => resolveOptions({ "proxy-mode": "mesh" }, {}, "run"), /mesh mode needs the cluster's Service CIDR/);
 });

@@ -103,6 +103,11 @@ test("mesh: externalIPs go to their family's backend, the NodePort to the primar
     ["shop:web:http:external:ipv6", ["2001:db8::10:80"], [], "drop"],
     ["shop:web:http:ipv6", ["fd00::20:80"], ["fd00::2:8080:ready"]],
   ]);
+  const shortcuts = translateService(svc, [V4, V6], MESH).backends.map((b) => [b.name, b.nodeShortcut]);
+  assert.deepEqual(shortcuts.filter(([, to]) => to !== undefined), [
+    ["shop:web:http:external", "shop:web:http"],
+    ["shop:web:http:external:ipv6", "shop:web:http:ipv6"],
+  ], "the node's short circuit stays within the family");
 });
 
 test("mesh, eTP Local: an external backend whose addresses are all of the other family gets only that family's backend", () => {

@@ -78,6 +78,8 @@ test("mesh, externalTrafficPolicy Local: ClusterIP traffic to every endpoint, ex
     skipped: [],
     healthCheckNodePort: { port: 32000, localEndpoints: 1 },
   });
+  // The node's own connections to the external destinations take the cluster-wide backend (kube-proxy's short circuit).
+  assert.deepEqual(translateService(svc, [BOTH], MESH).backends.map((b) => b.nodeShortcut), [undefined, "shop:web:http"]);
   // No endpoint on this node: the external backend has none (kube-proxy drops), the health check says 0.
   const elsewhere = summary(svc, [slice([endpoint("10.0.0.2", "node-b")])]);
   assert.deepEqual(elsewhere.backends.map((b) => [b.name, b.endpoints]), [["shop:web:http", ["10.0.0.2"]], ["shop:web:http:external", []]]);
@@ -144,4 +146,50 @@ test("ready() helper still matches endpoints of the external backend", () => {
   });
   const external = translateService(svc, [BOTH], MESH).backends.find((b) => b.name.endsWith(":external"))!;
   assert.deepEqual(external.endpoints, [ready("10.0.0.1", 8080)]);
+});
+
+/** The load balancer Service of the source-range cases: an externalIP, an IPv4 and an IPv6 load balancer IP. */
+function restricted(ranges: unknown[]) {
+  const svc = service((s) => {
+    s.spec!.type = "LoadBalancer";
+    s.spec!.externalIPs = ["198.18.200.1"];
+    s.spec!.ports = [{ name: "http", port: 80, protocol: "TCP", nodePort: 30080 }];
+    s.spec!.loadBalancerSourceRanges = ranges as string[];
+    s.status = { loadBalancer: { ingress: [{ ip: "198.18.201.1" }, { ip: "fd00::201:1" }] } };
+  });
+  const { backends, skipped } = translateService(svc, [BOTH], MESH);
+  return {
+    // The IPv6 load balancer IP is in the backend of its family (test/translate-families.test.ts).
+    ranges: Object.fromEntries(backends.flatMap((backend) => backend.binds).map((bind) => [bind.address, bind.sourceRanges ?? "any"])),
+    skipped: skipped.map((s) => `${s.reason}: ${s.message}`),
+  };
+}
+
+test("loadBalancerSourceRanges: only the load balancer IPs, per family, canonical, a range inside another left out", () => {
+  assert.deepEqual(restricted([" 198.18.50.7/24 ", "198.18.50.128/25", "198.18.9.7/32", "10.0.0.0/8", "FD00:0::9:0/112"]), {
+    ranges: {
+      "10.96.0.20": "any", // the ClusterIP: never filtered (kube-proxy)
+      "198.18.200.1": "any", // an externalIP: never filtered (kube-proxy)
+      "198.18.201.1": ["10.0.0.0/8", "198.18.50.0/24", "198.18.9.7/32"],
+      "fd00::201:1": ["fd00::9:0/112"],
+    },
+    skipped: [],
+  });
+  // No range of a family, or a zero-length prefix: any source of that family (kube-proxy).
+  assert.deepEqual(restricted(["198.18.50.0/24"]).ranges["fd00::201:1"], "any");
+  assert.deepEqual(restricted(["0.0.0.0/0", "198.18.50.0/24", "fd00::/8"]).ranges["198.18.201.1"], "any");
+  assert.deepEqual(restricted([]).ranges["198.18.201.1"], "any");
+});
+
+test("loadBalancerSourceRanges: a bad entry is left out with a record, the others apply; none readable admits no source", () => {
+  const some = restricted(["198.18.50.0/24", "not-a-cidr", "198.18.9.0/33", 7]);
+  assert.deepEqual(some.ranges["198.18.201.1"], ["198.18.50.0/24"]);
+  assert.deepEqual(some.skipped, [
+    'invalid-object: Service shop/web: loadBalancerSourceRanges entry "not-a-cidr" is not a CIDR; it is left out, the other ranges still apply.',
+    'invalid-object: Service shop/web: loadBalancerSourceRanges entry "198.18.9.0/33" is not a CIDR; it is left out, the other ranges still apply.',
+    "invalid-object: Service shop/web: loadBalancerSourceRanges entry 7 is not a CIDR; it is left out, the other ranges still apply.",
+  ]);
+  const none = restricted(["nonsense"]);
+  assert.deepEqual([none.ranges["198.18.201.1"], none.ranges["fd00::201:1"], none.ranges["198.18.200.1"]], [[], [], "any"]);
+  assert.equal(none.skipped.length, 1);
 });

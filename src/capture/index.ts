@@ -21,6 +21,12 @@
 //   to a local address of the node (`fib daddr type local`, kube-proxy's NodePort rule), within
 //   --nodeport-addresses, never on loopback (kube-proxy's nftables mode does not serve
 //   NodePorts there either; its iptables mode needs route_localnet, which we leave alone).
+//   Each map has a twin, `node-…`, read first in output (and in prerouting for sources within
+//   the pod CIDRs, --cluster-cidr): the node's own (and its pods') connections to an
+//   externalTrafficPolicy Local Service's external destinations go to its cluster-wide backend
+//   (kube-proxy's short circuit). And loadBalancerSourceRanges: sets `restricted-*` (address .
+//   port) and `allowed-*` (address . port . source CIDR, intervals), and filter chains before
+//   the NAT that drop a restricted key's packets from other sources, as kube-proxy does.
 // - Why the map's value is a listener port, not one listener that routes on the original
 //   destination: HAProxy asks the kernel for the original destination only for IPv4
 //   (SO_ORIGINAL_DST); after an IPv6 REDIRECT its `dst` is the node's own address (measured with

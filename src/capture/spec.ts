@@ -17,6 +17,18 @@ export interface CaptureEntry {
   readonly ip?: string;
   readonly port: number;
   readonly listenPort: number;
+  /**
+   * Mesh mode: only sources within these CIDRs (of the entry's family) reach ip:port, others
+   * are dropped (a load balancer IP's loadBalancerSourceRanges); empty: none. Absent: any source.
+   */
+  readonly sourceRanges?: readonly string[];
+  /**
+   * Mesh mode: only for connections the node itself opens (the output hook) and those from the
+   * pod CIDRs (prerouting), ahead of the entries for everyone: externalTrafficPolicy Local's
+   * short circuit, where they reach the Service's external destinations through its
+   * cluster-wide backend (as kube-proxy does).
+   */
+  readonly fromNode?: boolean;
 }
 
 export interface CaptureConfig {
@@ -38,7 +50,14 @@ export interface CaptureConfig {
    * captured, and NodePorts on the node's own addresses: those within `nodePortAddresses`
    * (CIDRs, kube-proxy's --nodeport-addresses), or every local address but loopback when empty.
    */
-  readonly mesh?: { readonly nodePortAddresses: readonly string[] };
+  readonly mesh?: {
+    readonly nodePortAddresses: readonly string[];
+    /**
+     * Pod CIDRs (`--cluster-cidr`): connections from them take the `node-…` maps first, as the
+     * node's own do (externalTrafficPolicy Local's short circuit for pods); none: the node's only.
+     */
+    readonly podCidrs?: readonly string[];
+  };
 }
 
 /** A configuration after its checks: canonical addresses, the families it captures. */
@@ -48,7 +67,7 @@ export interface CheckedConfig {
   readonly listenAddresses: Readonly<Partial<Record<Family, string>>>;
   readonly ranges: Readonly<Record<Family, BlockList>>;
   /** Mesh mode: the --nodeport-addresses CIDRs per family (canonical), none: every non-loopback local address. */
-  readonly mesh?: { readonly nodePortCidrs: Readonly<Record<Family, readonly string[]>> };
+  readonly mesh?: { readonly nodePortCidrs: Readonly<Record<Family, readonly string[]>>; readonly podCidrs: Readonly<Record<Family, readonly string[]>> };
 }
 
 function badOption(message: string): KubeHaproxyError {
@@ -105,14 +124,14 @@ export function checkConfig(config: CaptureConfig): CheckedConfig {
     if ((key !== "ipv4" && key !== "ipv6") || familyOf(ip) !== key) throw badOption(`invalid ${key} listen address ${JSON.stringify(ip)}`);
     listenAddresses[key] = canonicalIp(ip, key);
   }
-  return { listenPorts: { first, last }, families, listenAddresses, ranges, ...(config.mesh ? { mesh: { nodePortCidrs: nodePortCidrs(config.mesh.nodePortAddresses) } } : {}) };
+  return { listenPorts: { first, last }, families, listenAddresses, ranges, ...(config.mesh ? { mesh: { nodePortCidrs: cidrsByFamily(config.mesh.nodePortAddresses, "nodeport address"), podCidrs: cidrsByFamily(config.mesh.podCidrs ?? [], "cluster (pod)") } } : {}) };
 }
 
-function nodePortCidrs(cidrs: readonly string[]): Record<Family, string[]> {
+function cidrsByFamily(cidrs: readonly string[], what: string): Record<Family, string[]> {
   const out: Record<Family, string[]> = { ipv4: [], ipv6: [] };
   for (const cidr of cidrs) {
     const parsed = parseCidr(cidr);
-    if (!parsed) throw badOption(`invalid nodeport address CIDR ${JSON.stringify(cidr)}`);
+    if (!parsed) throw badOption(`invalid ${what} CIDR ${JSON.stringify(cidr)}`);
     out[parsed.family].push(`${parsed.address}/${parsed.prefix}`);
   }
   return out;
@@ -133,17 +152,20 @@ export interface CheckedKey {
   readonly ip?: string;
   readonly port: number;
   readonly kind: MapKind;
+  /** Present only when true (see CaptureEntry.fromNode). */
+  readonly fromNode?: boolean;
 }
 
-type Key = { readonly ip?: string | undefined; readonly port: number };
+type Key = { readonly ip?: string | undefined; readonly port: number; readonly fromNode?: boolean | undefined };
 
 /** Only the format is checked: whatever the kernel holds can be read and taken out. */
 export function canonicalKey(key: Key): CheckedKey {
   if (!isPort(key.port)) throw invalid("captured port", key.port);
-  if (key.ip === undefined) return { port: key.port, kind: "nodeport" };
+  const origin = key.fromNode === true ? { fromNode: true as const } : {};
+  if (key.ip === undefined) return { port: key.port, kind: "nodeport", ...origin };
   const family = familyOf(key.ip);
   if (!family) throw invalid("captured address", key.ip);
-  return { ip: canonicalIp(key.ip, family), port: key.port, kind: family };
+  return { ip: canonicalIp(key.ip, family), port: key.port, kind: family, ...origin };
 }
 
 /**
@@ -152,6 +174,7 @@ export function canonicalKey(key: Key): CheckedKey {
  */
 export function checkKey(config: CheckedConfig, key: Key): CheckedKey {
   const checked = canonicalKey(key);
+  if (checked.fromNode && !config.mesh) throw invalid("captured address (an entry for the node's own connections needs mesh mode)", key.ip ?? key.port);
   if (checked.kind === "nodeport" || checked.ip === undefined) {
     if (!config.mesh) throw invalid("captured address (a NodePort needs mesh mode)", key.port);
     return checked;
@@ -173,12 +196,40 @@ export function checkEntry(config: CheckedConfig, entry: CaptureEntry): CheckedE
   if (!isPort(entry.listenPort) || entry.listenPort < first || entry.listenPort > last) {
     throw invalid(`listener port (outside ${first}-${last})`, entry.listenPort);
   }
-  return { ...checkKey(config, entry), listenPort: entry.listenPort };
+  const key = checkKey(config, entry);
+  return { ...key, listenPort: entry.listenPort, ...checkRanges(key, entry.sourceRanges) };
 }
 
-/** The identity of an entry, whatever its listener (`* <port>` for a NodePort). */
+/**
+ * Source ranges in the canonical form nft prints back (`198.18.0.0/24`, sorted), each of the
+ * entry's family, none inside another (nft refuses overlapping intervals in one set). Only an
+ * address may have them: NodePorts are not filtered (kube-proxy's rule too).
+ */
+export function checkRanges(key: CheckedKey, ranges: readonly string[] | undefined): { readonly sourceRanges?: readonly string[] } {
+  if (ranges === undefined) return {};
+  if (key.kind === "nodeport") throw invalid("source ranges (a NodePort has none)", ranges);
+  if (key.fromNode) throw invalid("source ranges (the address's entry for everyone carries them)", ranges);
+  const parsed = ranges.map((range) => {
+    const cidr = parseCidr(range);
+    if (!cidr || cidr.family !== key.kind) throw invalid(`${key.kind} source range`, range);
+    return cidr;
+  });
+  const within = new BlockList();
+  for (const { address, prefix, family } of [...parsed].sort((a, b) => a.prefix - b.prefix)) {
+    if (within.check(address, family)) throw invalid("source ranges (one inside another)", ranges);
+    within.addSubnet(address, prefix, family);
+  }
+  return { sourceRanges: parsed.map(({ address, prefix }) => `${address}/${prefix}`).sort() };
+}
+
+/** Whether two entries send their key to the same listener with the same source ranges. */
+export function sameTarget(a: CaptureEntry, b: CaptureEntry): boolean {
+  return a.listenPort === b.listenPort && JSON.stringify(a.sourceRanges ?? null) === JSON.stringify(b.sourceRanges ?? null);
+}
+
+/** The identity of an entry, whatever its listener (`* <port>` for a NodePort, `node ` first for the node's own connections). */
 export function entryKey(entry: Key): string {
-  return `${entry.ip ?? "*"} ${entry.port}`;
+  return `${entry.fromNode === true ? "node " : ""}${entry.ip ?? "*"} ${entry.port}`;
 }
 
 /**
@@ -190,8 +241,8 @@ export function checkEntries(config: CheckedConfig, entries: readonly CaptureEnt
   for (const raw of entries) {
     const entry = checkEntry(config, raw);
     const seen = byKey.get(entryKey(entry));
-    if (seen && seen.listenPort !== entry.listenPort) {
-      throw invalid("capture entry (one address and port with two listeners)", `${entry.ip} ${entry.port}: ${seen.listenPort}, ${entry.listenPort}`);
+    if (seen && !sameTarget(seen, entry)) {
+      throw invalid("capture entry (one address and port with two listeners or two sets of source ranges)", `${entry.ip} ${entry.port}: ${seen.listenPort}, ${entry.listenPort}`);
     }
     byKey.set(entryKey(entry), entry);
   }
@@ -199,6 +250,7 @@ export function checkEntries(config: CheckedConfig, entries: readonly CaptureEnt
 }
 
 export function compareEntries(a: CheckedKey, b: CheckedKey): number {
+  if (!a.fromNode !== !b.fromNode) return a.fromNode ? 1 : -1;
   if (a.kind !== b.kind) return a.kind < b.kind ? -1 : 1;
   if (a.ip !== b.ip) return (a.ip ?? "") < (b.ip ?? "") ? -1 : 1;
   return a.port - b.port;

@@ -15,7 +15,7 @@
 // The kernel map is the source of truth for claims across a sidecar restart.
 
 import type { Backend } from "../model.ts";
-import { entriesOf, entryId, planClaims, poolDesired, parsePoolBackendName, sizePool, type NoEndpointEntry, type PoolBackend, type PoolEntry, type PoolSettings } from "./pool.ts";
+import { entriesOf, entryId, planClaims, sameEntry, shortcutEntriesOf, poolDesired, parsePoolBackendName, sizePool, type NoEndpointEntry, type PoolBackend, type PoolEntry, type PoolSettings } from "./pool.ts";
 
 /** What kube-haproxy's table holds: captured Service ports, and those without endpoints. */
 export interface CaptureContents {
@@ -128,11 +128,17 @@ export class LocalPool {
     this.#options.onClaims?.(this.#claims);
     this.#dirty = false;
     const wanted = this.#wanted();
-    const remove = [...this.#kernel.values()].filter((entry) => wanted.get(entryId(entry))?.listenPort !== entry.listenPort);
+    const remove = [...this.#kernel.values()].filter((entry) => !sameEntry(wanted.get(entryId(entry)), entry));
+    // Only its source ranges changed: replaced in the same transaction, never uncaptured meanwhile.
+    const replaced = remove.flatMap((entry) => {
+      const want = wanted.get(entryId(entry));
+      return want?.listenPort === entry.listenPort ? [want] : [];
+    });
     const refuse = this.#noEndpointChanges(wanted);
     if (remove.length > 0 || refuse.remove.length > 0 || refuse.add.length > 0) {
-      await this.#options.capture.update({ remove, add: [], noEndpoints: refuse });
+      await this.#options.capture.update({ remove, add: replaced, noEndpoints: refuse });
       for (const entry of remove) this.#kernel.delete(entryId(entry));
+      for (const entry of replaced) this.#kernel.set(entryId(entry), entry);
       this.#applyNoEndpoints(refuse);
     }
     const holders = new Map([...this.#claims].map(([service, pool]) => [pool, this.#services.get(service)]));
@@ -146,7 +152,7 @@ export class LocalPool {
     const add: PoolEntry[] = [];
     let waiting = 0;
     for (const [id, entry] of wanted) {
-      if (this.#kernel.get(id)?.listenPort === entry.listenPort) continue;
+      if (sameEntry(this.#kernel.get(id), entry)) continue;
       const pool = this.#pool.find((backend) => backend.listenPort === entry.listenPort);
       if (pool && serving(pool.name)) add.push(entry);
       else waiting++;
@@ -201,14 +207,23 @@ export class LocalPool {
     return out;
   }
 
-  /** The elements every claim with endpoints needs, by entryId; addresses outside the Service CIDRs left out. */
+  /**
+   * The elements every claim with endpoints needs (and the node's own ones of a nodeShortcut whose
+   * backend has endpoints), by entryId; addresses outside the Service CIDRs left out. A Service
+   * port without endpoints is refused by the kernel instead (#noEndpointChanges).
+   */
   #wanted(): Map<string, PoolEntry> {
     const listenPorts = new Map(this.#pool.map((backend) => [backend.name, backend.listenPort]));
     const wanted = new Map<string, PoolEntry>();
     for (const [service, pool] of this.#claims) {
       const backend = this.#services.get(service)!;
-      if (backend.endpoints.length === 0) continue; // the kernel refuses it (#noEndpointChanges)
-      for (const entry of entriesOf(backend, listenPorts.get(pool)!)) {
+      const shortcut = backend.nodeShortcut === undefined ? undefined : this.#claims.get(backend.nodeShortcut);
+      const shortcutServed = shortcut !== undefined && (this.#services.get(backend.nodeShortcut!)?.endpoints.length ?? 0) > 0;
+      const entries = [
+        ...(backend.endpoints.length === 0 ? [] : entriesOf(backend, listenPorts.get(pool)!)),
+        ...(shortcutServed ? shortcutEntriesOf(backend, listenPorts.get(shortcut)!) : []),
+      ];
+      for (const entry of entries) {
         if (this.#options.capture.accepts(entry)) wanted.set(entryId(entry), entry);
       }
     }

@@ -34,6 +34,15 @@ export interface PoolEntry {
   readonly ip?: string;
   readonly port: number;
   readonly listenPort: number;
+  /** Mesh: only sources in these CIDRs reach ip:port (a load balancer IP's loadBalancerSourceRanges); absent: any. */
+  readonly sourceRanges?: readonly string[];
+  /** Mesh: only for connections the node itself opens (Backend.nodeShortcut); ahead of the others. */
+  readonly fromNode?: boolean;
+}
+
+/** Whether the kernel holds an entry as wanted: the same listener and the same source ranges. */
+export function sameEntry(a: PoolEntry | undefined, b: PoolEntry): boolean {
+  return a !== undefined && a.listenPort === b.listenPort && JSON.stringify(a.sourceRanges ?? null) === JSON.stringify(b.sourceRanges ?? null);
 }
 
 /**
@@ -75,8 +84,16 @@ export function canonicalIp(ip: string): string {
   return version === 0 ? ip : new SocketAddress({ address: ip, family: version === 4 ? "ipv4" : "ipv6" }).address;
 }
 
-export function entryId(entry: { readonly ip?: string | undefined; readonly port: number }): string {
-  return `${entry.ip === undefined ? "*" : canonicalIp(entry.ip)} ${entry.port}`;
+export function entryId(entry: { readonly ip?: string | undefined; readonly port: number; readonly fromNode?: boolean | undefined }): string {
+  return `${entry.fromNode ? "node " : ""}${entry.ip === undefined ? "*" : canonicalIp(entry.ip)} ${entry.port}`;
+}
+
+/**
+ * The node's own entries of a Service port with a nodeShortcut: its destinations, sent to the
+ * shortcut's listener (source ranges stay on the entries for everyone, which the firewall reads).
+ */
+export function shortcutEntriesOf(service: Backend, listenPort: number): PoolEntry[] {
+  return entriesOf(service, listenPort).map(({ sourceRanges: _, ...entry }) => ({ ...entry, fromNode: true }));
 }
 
 /** An address and port (no ip: a NodePort) whose Service port has no endpoint: the kernel refuses it (the capture's no-endpoint element). */
@@ -88,7 +105,12 @@ export interface NoEndpointEntry {
 
 /** The map elements a claimed Service port needs: each of its addresses at its port, and its NodePort (mesh). */
 export function entriesOf(service: Backend, listenPort: number): PoolEntry[] {
-  const entries: PoolEntry[] = service.binds.map((bind) => ({ ip: canonicalIp(bind.address), port: bind.port, listenPort }));
+  const entries: PoolEntry[] = service.binds.map((bind) => ({
+    ip: canonicalIp(bind.address),
+    port: bind.port,
+    listenPort,
+    ...(bind.sourceRanges === undefined ? {} : { sourceRanges: bind.sourceRanges }),
+  }));
   return service.nodePort === undefined ? entries : [...entries, { port: service.nodePort, listenPort }];
 }
 

@@ -41,7 +41,13 @@ export function splitFamilies(backend: Backend, primary: Family): { readonly fam
   const families = backend.binds.some((bind) => familyOf(bind.address) === other) ? [primary, other] : [primary];
   const { nodePort: _nodePort, ...withoutNodePort } = backend;
   return families.flatMap((family) => {
-    const own = family === primary ? backend : { ...withoutNodePort, name: shortenName(`${backend.name}:${family}`), servicePort: `${backend.servicePort} (${family === "ipv6" ? "IPv6" : "IPv4"})` };
+    const own = family === primary ? backend : {
+      ...withoutNodePort,
+      name: shortenName(`${backend.name}:${family}`),
+      servicePort: `${backend.servicePort} (${family === "ipv6" ? "IPv6" : "IPv4"})`,
+      // The node's short circuit (mesh, eTP Local) goes to the cluster-wide backend of the same family.
+      ...(backend.nodeShortcut === undefined ? {} : { nodeShortcut: shortenName(`${backend.nodeShortcut}:${family}`) }),
+    };
     const binds = backend.binds.filter((bind) => familyOf(bind.address) === family);
     if (binds.length === 0 && own.nodePort === undefined && families.length > 1) return [];
     return [{ family, backend: { ...own, binds, endpoints: ofFamily(backend.endpoints, family) } }];
