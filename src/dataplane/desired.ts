@@ -18,7 +18,7 @@ interface Pending {
 
 export class DesiredState {
   readonly #backends = new Map<string, Backend>();
-  readonly #dirty = new Set<string>();
+  #dirty = new Set<string>();
   readonly #pending = new Map<string, Pending>();
   // The newest trigger time observed per Service (namespace/name): each is observed once.
   readonly #observed = new Map<string, number>();
@@ -73,10 +73,10 @@ export class DesiredState {
     for (const name of names) this.#dirty.add(name);
   }
 
-  /** The dirty backends, no longer dirty. */
-  takeDirty(): string[] {
-    const names = [...this.#dirty];
-    this.#dirty.clear();
+  /** The dirty backends, no longer dirty (the caller owns the set). */
+  takeDirty(): Set<string> {
+    const names = this.#dirty;
+    this.#dirty = new Set();
     return names;
   }
 

@@ -305,18 +305,18 @@ export class RuntimeClient extends EventEmitter<Events> {
     );
   }
 
-  /** The oldest command waiting starts its timeout now. */
+  /**
+   * The oldest command waiting starts its timeout now. The timer is not moved per command nor
+   * cleared when the pipe empties (a timer armed and cleared per change costs the hot path):
+   * it fires at the latest a timeout after any start, then re-arms for the rest or lapses.
+   */
   #waitFromNow(): void {
     this.#lastProgress = performance.now();
-    this.#armTimer(this.#options.commandTimeoutMs);
+    if (this.#timer === undefined) this.#armTimer(this.#options.commandTimeoutMs);
   }
 
   #progressed(): void {
     this.#lastProgress = performance.now();
-    if (this.#inFlight.size === 0 && !this.#single) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
     this.#pump();
   }
 
@@ -327,6 +327,7 @@ export class RuntimeClient extends EventEmitter<Events> {
   }
 
   #onTimer(): void {
+    this.#timer = undefined;
     const entry = this.#single?.entry ?? this.#inFlight.peek();
     if (!entry) return;
     const waited = performance.now() - this.#lastProgress;
