@@ -1,8 +1,9 @@
 // A small Prometheus registry: counters, gauges and histograms with fixed label names, rendered
 // in text exposition format 0.0.4. No dependency, no timers, no I/O.
 //
-// Each metric keeps its series in a Map keyed by the JSON of its label values (in labelNames
-// order); rendering sorts metrics by name and series by label values, so output is deterministic.
+// Each metric keeps its series in nested Maps, one level per label name (in labelNames order), so
+// an update finds its series without building a key (the data plane sets gauges on every change);
+// rendering sorts metrics by name and series by label values, so output is deterministic.
 
 /** Label values by label name. A metric's type parameter may narrow the values (`"ok" | "error"`). */
 export type LabelSet = Readonly<Record<string, string>>;
@@ -27,6 +28,8 @@ export const DEFAULT_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1
 type Args<T extends LabelSet> = [keyof T] extends [never] ? [value?: number] : [labels: T, value?: number];
 type SetArgs<T extends LabelSet> = [keyof T] extends [never] ? [value: number] : [labels: T, value: number];
 type Series<S> = { readonly values: readonly string[]; readonly state: S };
+/** One level per label name; the last level maps the last label's value to its series. */
+type Level<S> = Map<string, Level<S> | Series<S>>;
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
@@ -36,8 +39,10 @@ abstract class Metric<S> {
   readonly name: string;
   readonly help: string;
   readonly labelNames: readonly string[];
-  /** Invariant: every key is JSON.stringify(values) and values has labelNames.length strings. */
-  readonly #series = new Map<string, Series<S>>();
+  /** Invariant: a series sits at the path of its values, and values has labelNames.length strings. */
+  readonly #root: Level<S> = new Map();
+  // The same series, in creation order (for render); a label-less metric's is at most one.
+  #all: Series<S>[] = [];
   readonly #initial: () => S;
 
   constructor(options: MetricOptions<string>, initial: () => S, reserved: readonly string[] = []) {
@@ -55,13 +60,14 @@ abstract class Metric<S> {
 
   /** Drops every series; a label-less metric reads as its initial value again. */
   reset(): void {
-    this.#series.clear();
+    this.#root.clear();
+    this.#all = [];
   }
 
   render(): string {
     let out = `# HELP ${this.name} ${this.help.replaceAll("\\", "\\\\").replaceAll("\n", "\\n")}\n`;
     out += `# TYPE ${this.name} ${this.type}\n`;
-    const series = [...this.#series.values()].sort((a, b) => compareValues(a.values, b.values));
+    const series = [...this.#all].sort((a, b) => compareValues(a.values, b.values));
     if (series.length === 0 && this.labelNames.length === 0) series.push({ values: [], state: this.#initial() });
     for (const { values, state } of series) {
       const pairs = values.map((value, i) => `${this.labelNames[i]}="${escapeLabelValue(value)}"`);
@@ -74,30 +80,44 @@ abstract class Metric<S> {
 
   /** The series for these labels, created on first use. */
   protected series(labels: LabelSet | undefined): S {
-    const values = this.#values(labels);
-    const key = JSON.stringify(values);
-    let series = this.#series.get(key);
-    if (!series) this.#series.set(key, (series = { values, state: this.#initial() }));
-    return series.state;
+    return this.#find(labels ?? {}, true)!.state;
   }
 
   protected peek(labels: LabelSet | undefined): S | undefined {
-    return this.#series.get(JSON.stringify(this.#values(labels)))?.state;
+    return this.#find(labels ?? {}, false)?.state;
   }
 
   protected sample(suffix: string, pairs: readonly string[], value: number): string {
     return `${this.name}${suffix}${pairs.length > 0 ? `{${pairs.join(",")}}` : ""} ${formatNumber(value)}\n`;
   }
 
-  #values(labels: LabelSet | undefined): string[] {
-    const given = labels ?? {};
-    const unknown = Object.keys(given).find((name) => !this.labelNames.includes(name));
-    if (unknown !== undefined) throw new TypeError(`${this.name}: unknown label ${JSON.stringify(unknown)}`);
-    return this.labelNames.map((name) => {
-      const value: unknown = given[name];
-      if (typeof value !== "string") throw new TypeError(`${this.name}: label ${name} must be a string, got ${typeof value}`);
-      return value;
-    });
+  /** The series at the path of the labels' values (built with `create`); every label checked first. */
+  #find(given: LabelSet, create: boolean): Series<S> | undefined {
+    const names = this.labelNames;
+    for (const name in given) if (!names.includes(name)) throw new TypeError(`${this.name}: unknown label ${JSON.stringify(name)}`);
+    for (const name of names) {
+      if (typeof given[name] !== "string") throw new TypeError(`${this.name}: label ${name} must be a string, got ${typeof given[name]}`);
+    }
+    // A label-less metric's one series sits under "".
+    const depth = Math.max(1, names.length);
+    let level = this.#root;
+    for (let i = 0; ; i++) {
+      const value = names.length === 0 ? "" : given[names[i]!]!;
+      const node = level.get(value);
+      if (i === depth - 1) {
+        if (node !== undefined || !create) return node as Series<S> | undefined;
+        const series: Series<S> = { values: names.map((name) => given[name]!), state: this.#initial() };
+        level.set(value, series);
+        this.#all.push(series);
+        return series;
+      }
+      let next = node as Level<S> | undefined;
+      if (next === undefined) {
+        if (!create) return undefined;
+        level.set(value, (next = new Map()));
+      }
+      level = next;
+    }
   }
 }
 
