@@ -18,6 +18,8 @@ interface Pending {
 
 export class DesiredState {
   readonly #backends = new Map<string, Backend>();
+  // structureOf each backend, kept so a change compares against it without computing it again.
+  readonly #structures = new Map<string, string>();
   #dirty = new Set<string>();
   readonly #pending = new Map<string, Pending>();
   // The newest trigger time observed per Service (namespace/name): each is observed once.
@@ -50,10 +52,12 @@ export class DesiredState {
   /** A backend's new desired state; a no-op when nothing HAProxy serves differs. */
   set(backend: Backend, now: number): void {
     const old = this.#backends.get(backend.name);
-    const structural = old === undefined || structureOf(old) !== structureOf(backend);
+    const structure = structureOf(backend);
+    const structural = old === undefined || this.#structures.get(backend.name) !== structure;
     const endpoints = old === undefined || !sameEndpoints(old, backend);
     if (!structural && !endpoints && old.minSlots === backend.minSlots) return;
     this.#backends.set(backend.name, backend);
+    this.#structures.set(backend.name, structure);
     this.#dirty.add(backend.name);
     if (structural) this.#structureChanged(`${backend.servicePort} ${old ? "changed" : "added"}`);
     if (endpoints) this.#markPending(backend.name, backend.triggerTime, now);
@@ -63,6 +67,7 @@ export class DesiredState {
     const old = this.#backends.get(name);
     if (!old) return;
     this.#backends.delete(name);
+    this.#structures.delete(name);
     this.#observed.delete(serviceOf(old));
     this.#dirty.add(name);
     this.#structureChanged(`${old.servicePort} removed`);
