@@ -132,7 +132,7 @@ export class DesiredState {
   }
 
   clearReasons(): void {
-    this.#reasons.clear();
+    if (this.#reasons.size > 0) this.#reasons.clear(); // clear() allocates a new table, even when empty
   }
 
   #structureChanged(reason: string): void {

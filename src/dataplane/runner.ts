@@ -164,17 +164,23 @@ export class Runner {
     this.#lastStart = this.#clock.now();
     // Set before the run begins, so asks made from inside it wait for its end.
     this.#running = true;
-    this.#ended = this.#once();
+    let run: Promise<RunResult>;
+    try {
+      run = this.#options.run();
+    } catch (error) {
+      run = Promise.reject(error);
+    }
+    this.#ended = run.then(
+      (result) => this.#ran(result),
+      (error: unknown) => {
+        this.#options.onError(error);
+        this.#ran("failed");
+      },
+    );
   }
 
-  async #once(): Promise<void> {
-    let result: RunResult;
-    try {
-      result = await this.#options.run();
-    } catch (error) {
-      this.#options.onError(error);
-      result = "failed";
-    }
+  /** A run ended: the backoff after a failure (reset by a success), then the next run as asked. */
+  #ran(result: RunResult): void {
     if (result === "done") {
       this.#backoffMs = 0;
       this.#backoffUntil = -Infinity;
