@@ -140,7 +140,8 @@ export class Counter<T extends LabelSet = NoLabels> extends Scalar<T> {
   readonly type = "counter";
 
   inc(...args: Args<T>): void {
-    const [labels, value] = split(this.name, args, 1);
+    const labels = labelsOf(args);
+    const value = valueOf(this.name, args, 1);
     if (value < 0) throw new TypeError(`${this.name}: a counter only goes up, got ${value}`);
     this.series(labels).value += value;
   }
@@ -150,17 +151,20 @@ export class Gauge<T extends LabelSet = NoLabels> extends Scalar<T> {
   readonly type = "gauge";
 
   set(...args: SetArgs<T>): void {
-    const [labels, value] = split(this.name, args);
+    const labels = labelsOf(args);
+    const value = valueOf(this.name, args);
     this.series(labels).value = value;
   }
 
   inc(...args: Args<T>): void {
-    const [labels, value] = split(this.name, args, 1);
+    const labels = labelsOf(args);
+    const value = valueOf(this.name, args, 1);
     this.series(labels).value += value;
   }
 
   dec(...args: Args<T>): void {
-    const [labels, value] = split(this.name, args, 1);
+    const labels = labelsOf(args);
+    const value = valueOf(this.name, args, 1);
     this.series(labels).value -= value;
   }
 }
@@ -181,7 +185,8 @@ export class Histogram<T extends LabelSet = NoLabels> extends Metric<HistogramSt
   }
 
   observe(...args: SetArgs<T>): void {
-    const [labels, value] = split(this.name, args);
+    const labels = labelsOf(args);
+    const value = valueOf(this.name, args);
     const state = this.series(labels);
     const bucket = this.buckets.findIndex((bound) => value <= bound);
     if (bucket >= 0) state.counts[bucket]! += 1; // beyond the last bound only +Inf counts it
@@ -237,12 +242,16 @@ export class Registry {
   }
 }
 
-/** Labels and a checked value from `(value?)` or `(labels, value?)`. */
-function split<T extends LabelSet>(name: string, args: Args<T> | SetArgs<T>, fallback?: number): [T | undefined, number] {
-  const [labels, value] = typeof args[0] === "object" ? [args[0], args[1]] : [undefined, args[0]];
-  const number: unknown = value ?? fallback;
+/** The labels of `(value?)` or `(labels, value?)`. No tuple built: metrics are updated on every change. */
+function labelsOf<T extends LabelSet>(args: Args<T> | SetArgs<T>): T | undefined {
+  return typeof args[0] === "object" ? (args[0] as T) : undefined;
+}
+
+/** The checked value of `(value?)` or `(labels, value?)`. */
+function valueOf<T extends LabelSet>(name: string, args: Args<T> | SetArgs<T>, fallback?: number): number {
+  const number: unknown = (typeof args[0] === "object" ? args[1] : args[0]) ?? fallback;
   if (typeof number !== "number" || Number.isNaN(number)) throw new TypeError(`${name}: expected a number, got ${String(number)}`);
-  return [labels, number];
+  return number;
 }
 
 function formatNumber(value: number): string {
