@@ -214,6 +214,7 @@ export class Histogram<T extends LabelSet = NoLabels> extends Metric<HistogramSt
 export class Registry {
   /** By metric name; names are unique. */
   readonly #metrics = new Map<string, Metric<unknown>>();
+  readonly #collectors: (() => void)[] = [];
 
   counter<const N extends string = never>(options: MetricOptions<N>): Counter<Record<N, string>> {
     return this.#add(new Counter<Record<N, string>>(options));
@@ -227,8 +228,17 @@ export class Registry {
     return this.#add(new Histogram<Record<N, string>>(options));
   }
 
+  /**
+   * `collect` runs before every render: it sets gauges whose values live elsewhere at scrape
+   * time, instead of on every change that moves them.
+   */
+  onRender(collect: () => void): void {
+    this.#collectors.push(collect);
+  }
+
   /** Every metric, sorted by name, in text exposition format 0.0.4. */
   render(): string {
+    for (const collect of this.#collectors) collect();
     return [...this.#metrics.values()]
       .sort((a, b) => (a.name < b.name ? -1 : 1))
       .map((metric) => metric.render())
