@@ -135,6 +135,14 @@ export class ClosedReply {
     this.#pieces.push(chunk);
   }
 
+  /**
+   * Whether anything came: HAProxy answers every command with at least a newline (an empty
+   * body is "\n", measured on 2.6 and 3.4), so a connection closed with nothing sent is no answer.
+   */
+  get answered(): boolean {
+    return this.#pieces.length > 0;
+  }
+
   /** The body, trailing newlines stripped as for prompt-mode replies. */
   body(): string {
     return stripNewlines(this.#pieces.take());
