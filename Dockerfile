@@ -5,7 +5,7 @@
 # runs the data plane. It is the official HAProxy image of a pinned version with Node 24 added.
 # Node runs the TypeScript sources directly: there is no build step.
 #
-# The HAProxy version lives here; deploy/kustomization.yaml names the image by a tag ending in
+# The HAProxy version lives here; deploy/base/kustomization.yaml names the image by a tag ending in
 # the same version (test/deploy.test.ts checks that they agree).
 ARG HAPROXY_VERSION=3.4.0
 
@@ -27,7 +27,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nftables \
  && rm -rf /var/lib/apt/lists/*
 # A fixed numeric non-root user, so that runAsNonRoot can be verified and the uid/gid match
-# deploy/daemonset.yaml (gid 10001 is the group that shares HAProxy's sockets).
+# deploy/base/daemonset.yaml (gid 10001 is the group that shares HAProxy's sockets).
 RUN groupadd --system --gid 10001 kube-haproxy \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin kube-haproxy

@@ -19,11 +19,12 @@ import { controllerCostScenario } from "./controller-cost.ts";
 import { reloadVsRuntimeScenario } from "./reload-vs-runtime.ts";
 import { failoverScenario } from "./failover.ts";
 import { haproxyMemoryScenario } from "./haproxy-memory.ts";
+import { localModeScenario } from "./local-mode.ts";
 import { markdownSection, type Scenario, type ScenarioResult } from "./lib/report.ts";
 import { formatMs } from "./lib/stats.ts";
 import { haproxyVersion } from "../src/sim/haproxy.ts";
 
-const SCENARIOS: readonly Scenario[] = [engineScenario, latencyScenario, reloadVsRuntimeScenario, churnScenario, controllerCostScenario, failoverScenario, haproxyMemoryScenario];
+const SCENARIOS: readonly Scenario[] = [engineScenario, latencyScenario, reloadVsRuntimeScenario, churnScenario, controllerCostScenario, failoverScenario, haproxyMemoryScenario, localModeScenario];
 
 const here = dirname(fileURLToPath(import.meta.url));
 

@@ -24,7 +24,7 @@ export async function renderFromCluster(options: Options, log: Logger, env: Node
     await watch.stop();
   }
   const backends = proxier.backends();
-  const text = options.proxyMode === "local"
+  const text = options.proxyMode !== "onlyfetch"
     ? renderPoolConfig(initialPool(options, backends), renderOptions(options))
     : renderConfig(backends.map((backend) => layoutBackend(backend)), renderOptions(options));
   await writeConfigAtomically(options.config, text);

@@ -6,12 +6,14 @@ import { parseSocketAddress } from "./haproxy/address.ts";
 import { ALGORITHMS } from "./haproxy/algorithms.ts";
 import type { RenderOptions } from "./haproxy/render.ts";
 import { loadKubeConfig } from "./kube/kubeconfig.ts";
+import type { NodeTopology } from "./kube/topology.ts";
 import { serviceLabelSelector, type TranslateOptions } from "./kube/translate.ts";
 import { ClusterWatch } from "./kube/watch.ts";
 import type { Logger } from "./log.ts";
 import type { Options } from "./options.ts";
 
-export function translateOptions(options: Options): TranslateOptions {
+/** `node`: local mode's node and its zone, when known (the sidecar reads the zone; `render` does without). */
+export function translateOptions(options: Options, node: NodeTopology = { nodeName: options.nodeName }): TranslateOptions {
   return {
     bindAddress: options.bindAddress,
     algorithm: options.algorithm,
@@ -21,7 +23,10 @@ export function translateOptions(options: Options): TranslateOptions {
     reservedPorts: options.reservedPorts,
     onlyLabelled: options.expose === "labelled",
     healthCheck: options.healthCheck,
-    ...(options.proxyMode === "local" ? { local: { nodeName: options.nodeName } } : {}),
+    // The same object the sidecar fills the zone into (not a copy). mesh is local plus the
+    // Services' external addresses and NodePorts.
+    ...(options.proxyMode !== "onlyfetch" ? { local: node } : {}),
+    ...(options.proxyMode === "mesh" ? { mesh: true } : {}),
   };
 }
 

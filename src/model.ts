@@ -52,6 +52,12 @@ export function parseHealthCheck(text: string): HealthCheck | false | undefined 
 export interface Bind {
   readonly address: string;
   readonly port: number;
+  /**
+   * Mesh mode, a load balancer IP's `loadBalancerSourceRanges` of its family: only sources in
+   * these CIDRs (canonical, sorted, none inside another) may reach it; empty: none may.
+   * Absent: any source. The kernel filters, HAProxy never sees it (not structure).
+   */
+  readonly sourceRanges?: readonly string[];
 }
 
 /**
@@ -66,6 +72,14 @@ export interface Backend {
   readonly mode: BackendMode;
   readonly algorithm: string;
   readonly binds: readonly Bind[];
+  /** Mesh mode: the Service port's NodePort, captured on the node's own addresses (not a bind of its own). */
+  readonly nodePort?: number;
+  /**
+   * Mesh mode, externalTrafficPolicy Local's external backend: connections the node itself (and
+   * pods within --cluster-cidr) opens to its binds and NodePort go to this other backend (the Service port's cluster-wide one)
+   * instead, so they work with no local endpoint (kube-proxy's short circuit). Not structure.
+   */
+  readonly nodeShortcut?: string;
   /** ClientIP session affinity: stick on the source address for this many seconds. */
   readonly affinityTimeoutSeconds?: number;
   /** Absent: no health checks (HAProxy trusts Kubernetes' readiness alone). */

@@ -42,9 +42,11 @@ export interface Observed {
   readonly wallNow: () => number;
   /** True once the sidecar stops: its own close of the connection is no lost connection. */
   readonly stopping: () => boolean;
+  /** The `backend` label of a data-plane backend (local mode: the Service port holding a pool backend). @default its name */
+  readonly backendLabel?: (backend: string) => string;
 }
 
-export function observe({ client, dataplane, proxier, watch, metrics, log, wallNow, stopping }: Observed): void {
+export function observe({ client, dataplane, proxier, watch, metrics, log, wallNow, stopping, backendLabel = (name) => name }: Observed): void {
   let connectedOnce = false;
   client.on("connect", () => {
     log.info(`connected to HAProxy's runtime API at ${client.address}`);
@@ -58,15 +60,16 @@ export function observe({ client, dataplane, proxier, watch, metrics, log, wallN
   metrics.registry.onRender(() => {
     metrics.slots.reset();
     for (const status of dataplane.status()) {
-      metrics.slots.set({ backend: status.name, state: "used" }, status.used);
-      metrics.slots.set({ backend: status.name, state: "free" }, Math.max(0, status.slots - status.used));
-      metrics.slots.set({ backend: status.name, state: "dynamic" }, status.dynamic);
+      const backend = backendLabel(status.name);
+      metrics.slots.set({ backend, state: "used" }, status.used);
+      metrics.slots.set({ backend, state: "free" }, Math.max(0, status.slots - status.used));
+      metrics.slots.set({ backend, state: "dynamic" }, status.dynamic);
     }
   });
   // Refreshed at every full read (connect, reload, --config-sync-period); `status` reads it live.
   dataplane.on("serversDown", (down) => {
     metrics.serversDown.reset();
-    for (const [backend, count] of down) if (count > 0) metrics.serversDown.set({ backend }, count);
+    for (const [backend, count] of down) if (count > 0) metrics.serversDown.set({ backend: backendLabel(backend) }, count);
   });
   dataplane.on("flushed", (report) => {
     metrics.syncDuration.observe(report.durationMs / 1000);
@@ -89,6 +92,8 @@ export function observe({ client, dataplane, proxier, watch, metrics, log, wallN
   dataplane.on("reloaded", (_reason, _ms, kind) => metrics.reloads.inc({ reason: kind }));
   dataplane.on("reloadRefused", () => metrics.reloads.inc({ reason: "rejected" }));
   dataplane.on("reloadFailed", () => metrics.reloads.inc({ reason: "failed" }));
+  // Logged by the data plane with nft's reason; the full resync it schedules repairs the map.
+  dataplane.on("captureFailed", () => metrics.captureFailures.inc());
   dataplane.on("unbindable", (_backend, servicePort, why) => {
     log.error(`${servicePort}: left out of HAProxy's configuration, its address cannot be bound on this node: ${why}; tried again at the next change or resync`);
     metrics.skipped.inc({ reason: "bind-failed" });

@@ -6,6 +6,7 @@
 
 import { isIP } from "node:net";
 import { hostname } from "node:os";
+import { parseCidr } from "./capture/spec.ts";
 import { KubeHaproxyError } from "./errors.ts";
 import { parseSocketAddress } from "./haproxy/address.ts";
 import { checkCredential, MAX_CONNECT_RETRIES, MAX_NBTHREAD } from "./haproxy/render.ts";
@@ -55,6 +56,10 @@ export interface Options {
   readonly serviceCidrs: readonly string[];
   readonly capturePort: number;
   readonly interface: string | undefined;
+  /** mesh mode: NodePorts are captured on local addresses within these CIDRs (canonical); empty: all but loopback. */
+  readonly nodePortAddresses: readonly string[];
+  /** mesh mode: pod CIDRs (canonical) whose connections get eTP Local's short circuit; empty: only the node's own. */
+  readonly clusterCidrs: readonly string[];
   /** This node's name: --hostname-override, else NODE_NAME, else the hostname. */
   readonly nodeName: string;
 }
@@ -76,14 +81,19 @@ interface Flag {
 export const FLAGS = {
   kubeconfig: { description: "Path to a kubeconfig; default: in-cluster, then $KUBECONFIG or ~/.kube/config" },
   namespace: { description: "Watch only this namespace (default: all)" },
-  "proxy-mode": { description: "onlyfetch, local (ClusterIPs captured on this node) or mesh (not yet: refused at start)", default: "onlyfetch" },
+  "proxy-mode": {
+    description: "onlyfetch, local (ClusterIPs captured on this node) or mesh (local plus externalIPs, load balancer IPs and NodePorts)",
+    default: "onlyfetch",
+    // capture installs mesh's NodePort rules only when told the mode.
+    commands: ["run", "render", "capture", "status"],
+  },
   expose: {
     description: "onlyfetch: serve the Services labelled kube-haproxy.io/expose=true (labelled), or every Service (all)",
     default: "labelled",
   },
   socket: { description: "HAProxy runtime API: a Unix socket path or host:port", default: "/var/run/haproxy/runtime.sock", alias: "backend-addr", commands: ["run", "render", "status"] },
   "master-socket": { description: "HAProxy master CLI socket (reloads for structural changes)", default: "/var/run/haproxy/master.sock", commands: ["run"] },
-  config: { description: "The haproxy.cfg that `render` writes and reloads use", default: "/var/run/haproxy/haproxy.cfg" },
+  config: { description: "The haproxy.cfg that `render` writes and reloads use (status, local mode: claims.json beside it)", default: "/var/run/haproxy/haproxy.cfg", commands: ["run", "render", "status"] },
   "take-over": {
     description: "Rewrite a --config made for another runtime socket or stats address, or not by kube-haproxy (refused without it)",
     default: "false",
@@ -131,6 +141,14 @@ export const FLAGS = {
   },
   interface: {
     description: "local: DNAT captured connections to this interface's addresses instead of REDIRECT (unnumbered pod veths)",
+    commands: ["run", "capture"],
+  },
+  "nodeport-addresses": {
+    description: "mesh: NodePorts on the node's addresses within these CIDRs, comma-separated (default: every local address but loopback)",
+    commands: ["run", "capture"],
+  },
+  "cluster-cidr": {
+    description: "mesh: the cluster's pod CIDRs, comma-separated: connections from them get externalTrafficPolicy Local's short circuit, as the node's own (kube-proxy's --detect-local-mode ClusterCIDR; default: none)",
     commands: ["run", "capture"],
   },
   "hostname-override": {
@@ -284,20 +302,29 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}, com
   for (const port of listenPorts) if (port > 0) reservedPorts.add(port);
 
   const serviceCidrs = text("service-cidr").split(",").map((cidr) => cidr.trim()).filter(Boolean);
-  const families = new Set<number>();
+  const families = new Set<string>();
   for (const cidr of serviceCidrs) {
-    const [address = "", prefix = "", ...rest] = cidr.split("/");
-    const family = isIP(address);
-    if (family === 0 || rest.length > 0 || !/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128)) {
-      throw bad("service-cidr", `must be CIDRs like 10.96.0.0/12,fd00:10:96::/112, not ${JSON.stringify(cidr)}`);
-    }
-    if (families.has(family)) throw bad("service-cidr", `at most one IPv${family} CIDR, not ${JSON.stringify(text("service-cidr"))}`);
+    const family = parseCidr(cidr)?.family;
+    if (!family) throw bad("service-cidr", `must be CIDRs like 10.96.0.0/12,fd00:10:96::/112, not ${JSON.stringify(cidr)}`);
+    if (families.has(family)) throw bad("service-cidr", `at most one IPv${family.slice(3)} CIDR, not ${JSON.stringify(text("service-cidr"))}`);
     families.add(family);
   }
   const proxyMode = oneOf("proxy-mode", ["onlyfetch", "local", "mesh"] as const);
-  if (proxyMode === "local" && command !== undefined && command !== "status" && serviceCidrs.length === 0) {
-    throw bad("service-cidr", "local mode needs the cluster's Service CIDR (e.g. --service-cidr 10.96.0.0/12)");
+  if (proxyMode !== "onlyfetch" && command !== undefined && command !== "status" && serviceCidrs.length === 0) {
+    throw bad("service-cidr", `${proxyMode} mode needs the cluster's Service CIDR (e.g. --service-cidr 10.96.0.0/12)`);
   }
+  /** A mesh-only list of CIDRs, canonical. */
+  const meshCidrs = (name: "nodeport-addresses" | "cluster-cidr"): string[] => {
+    const cidrs = text(name).split(",").map((cidr) => cidr.trim()).filter(Boolean).map((cidr) => {
+      const parsed = parseCidr(cidr);
+      if (!parsed) throw bad(name, `must be CIDRs like 192.168.0.0/16,fd00::/64, not ${JSON.stringify(cidr)}`);
+      return `${parsed.address}/${parsed.prefix}`;
+    });
+    if (cidrs.length > 0 && proxyMode !== "mesh") throw bad(name, "applies to mesh mode only (--proxy-mode mesh)");
+    return cidrs;
+  };
+  const nodePortAddresses = meshCidrs("nodeport-addresses");
+  const clusterCidrs = meshCidrs("cluster-cidr");
   if (command === "capture" && serviceCidrs.length === 0) throw bad("service-cidr", "capture needs the cluster's Service CIDR (e.g. --service-cidr 10.96.0.0/12)");
   const interfaceName = get("interface") || undefined;
   if (interfaceName !== undefined && !/^[A-Za-z0-9_.@-]{1,15}$/.test(interfaceName)) throw bad("interface", `not an interface name: ${JSON.stringify(interfaceName)}`);
@@ -339,6 +366,8 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}, com
     serviceCidrs,
     capturePort: integer("capture-port", 1, 65535),
     interface: interfaceName,
+    nodePortAddresses,
+    clusterCidrs,
     nodeName: get("hostname-override") || env.NODE_NAME || hostname(),
   };
 }

@@ -13,6 +13,7 @@ import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
 import type { Logger } from "./log.ts";
 import { structureOf, type Backend } from "./model.ts";
 import { ClusterState } from "./kube/cluster-state.ts";
+import { resolveDestinationConflicts, type HealthCheckNodePort } from "./kube/translate-external.ts";
 import { resolvePortConflicts, type ServiceTranslation, type Skip, type TranslateOptions } from "./kube/translate.ts";
 import type { WatchEventType } from "./kube/watch.ts";
 
@@ -27,6 +28,8 @@ type Events = {
   skipped: [skip: Skip];
   /** Counts after every change. */
   counts: [counts: { services: number; ready: number; drain: number }];
+  /** Mesh mode: a Service's healthCheckNodePort answer after each of its changes (undefined: none, or gone). */
+  healthCheckNodePort: [service: string, check: HealthCheckNodePort | undefined];
 };
 
 export class Proxier extends EventEmitter<Events> {
@@ -83,10 +86,12 @@ export class Proxier extends EventEmitter<Events> {
       this.#resolve();
       return;
     }
-    // Endpoints only: the hot path. Conflict losers stay out.
-    for (const backend of after?.backends ?? []) {
-      const old = this.#active.get(backend.name);
+    // Endpoints only: the hot path. Conflict losers stay out, and so do destinations lost to an older Service.
+    for (const translated of after?.backends ?? []) {
+      const old = this.#active.get(translated.name);
       if (!old) continue;
+      const { nodePort: _, ...rest } = translated;
+      const backend: Backend = { ...rest, binds: old.binds, ...(old.nodePort === undefined ? {} : { nodePort: old.nodePort }) };
       this.#count(old, backend);
       this.#active.set(backend.name, backend);
       this.#sink.setBackend(backend);
@@ -99,12 +104,18 @@ export class Proxier extends EventEmitter<Events> {
     if (translation) this.#translations.set(key, translation);
     else this.#translations.delete(key);
     this.#report(key);
+    this.emit("healthCheckNodePort", key, translation?.healthCheckNodePort);
     return translation;
   }
 
   /** Recomputes which backends are active across all Services and tells the sink what changed. */
   #resolve(): void {
-    const { backends, skipped } = resolvePortConflicts([...this.#translations.values()]);
+    // Local and mesh modes: each destination goes to one Service port (older wins), then onlyfetch's whole-port rule finds nothing left.
+    const all = [...this.#translations.values()];
+    const destinations = this.#options.local ? resolveDestinationConflicts(all) : { translations: all, skipped: [] };
+    const resolved = resolvePortConflicts(destinations.translations);
+    const backends = resolved.backends;
+    const skipped = [...destinations.skipped, ...resolved.skipped];
     const before = this.#conflicts;
     this.#conflicts = new Map();
     for (const skip of skipped) this.#conflicts.set(skip.service, [...(this.#conflicts.get(skip.service) ?? []), skip]);
@@ -152,8 +163,14 @@ export class Proxier extends EventEmitter<Events> {
   }
 }
 
+/** Same structure and same destinations (NodePorts and source ranges are no structure for HAProxy, but the resolve and the kernel need them). */
 function sameStructure(a: ServiceTranslation | undefined, b: ServiceTranslation | undefined): boolean {
   if (!a || !b) return a === b;
   if (a.createdAt !== b.createdAt || a.backends.length !== b.backends.length) return false;
-  return a.backends.every((backend, i) => structureOf(backend) === structureOf(b.backends[i]!));
+  return a.backends.every((backend, i) => structureOf(backend) === structureOf(b.backends[i]!) && destinations(backend) === destinations(b.backends[i]!));
+}
+
+/** Where a backend is reached, source ranges included: who holds a destination is resolved across Services. */
+function destinations(backend: Backend): string {
+  return JSON.stringify([backend.binds.map((bind) => [bind.address, bind.port, bind.sourceRanges ?? null]), backend.nodePort ?? null]);
 }

@@ -11,7 +11,8 @@ import { MasterReloader } from "./dataplane/reload.ts";
 import type { NftOptions } from "./capture/index.ts";
 import { parseSocketAddress } from "./haproxy/address.ts";
 import { renderPoolConfig } from "./haproxy/render-pool.ts";
-import { localOptions } from "./local-mode.ts";
+import { HealthCheckNodePorts, type HealthCheckNodePortsOptions } from "./health-check-node-port.ts";
+import { localOptions, nodePortHosts, nodeZone } from "./local-mode.ts";
 import { RuntimeClient } from "./haproxy/runtime-client.ts";
 import type { ClusterWatch } from "./kube/watch.ts";
 import type { Logger } from "./log.ts";
@@ -26,6 +27,8 @@ export interface Sidecar {
   /** The one owner of what HAProxy runs: endpoint changes and reloads. */
   readonly dataplane: Dataplane;
   readonly proxier: Proxier;
+  /** Mesh mode: the health check node ports served. */
+  readonly healthChecks: HealthCheckNodePorts | undefined;
   readonly watch: ClusterWatch;
   readonly metrics: Metrics;
   /** Resolves once both initial lists arrived and the data plane may sync. */
@@ -41,6 +44,8 @@ export interface SidecarDeps {
   readonly metrics?: Metrics;
   /** Local mode: how to run nft (tests run it inside a network namespace). @default ["nft"] */
   readonly nft?: NftOptions;
+  /** Mesh mode: how a health check node port listens (tests listen inside a network namespace). @default every address */
+  readonly listenHealthCheck?: HealthCheckNodePortsOptions["listen"];
   /** The reload's pre-flight bind check (tests inject one that cannot see a conflict). @default probeBind */
   readonly bindProbe?: BindProbe;
 }
@@ -56,6 +61,7 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
   const { log } = deps;
   const metrics = deps.metrics ?? createMetrics();
   const local = "path" in parseSocketAddress(options.socket);
+  const localMode = options.proxyMode !== "onlyfetch" ? localOptions(options, log, deps.nft) : undefined;
   const client = new RuntimeClient({ address: options.socket, reconnectMaxMs: local ? RECONNECT_MAX_MS.unix : RECONNECT_MAX_MS.tcp });
   const dataplane = new Dataplane({
     transport: client,
@@ -67,14 +73,27 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
       render: renderOptions(options),
       minReloadPeriodMs: options.minReloadPeriodMs,
       probe: deps.bindProbe ?? probeBind,
-      ...(options.proxyMode === "local" ? { renderer: renderPoolConfig } : {}),
+      ...(options.proxyMode !== "onlyfetch" ? { renderer: renderPoolConfig } : {}),
     },
-    ...(options.proxyMode === "local" ? { local: localOptions(options, deps.nft) } : {}),
+    ...(localMode ? { local: localMode.local } : {}),
   });
-  const proxier = new Proxier(dataplane, translateOptions(options), log);
+  // Local mode: the zone is filled in from the Node before proxier.start(); nothing is translated before.
+  const node: { readonly nodeName: string; zone?: string } = { nodeName: options.nodeName };
+  const proxier = new Proxier(dataplane, translateOptions(options, node), log);
   const watch = clusterWatch(options, log, deps.env);
   let stopping = false;
-  observe({ client, dataplane, proxier, watch, metrics, log, wallNow: Date.now, stopping: () => stopping });
+  observe({ client, dataplane, proxier, watch, metrics, log, wallNow: Date.now, stopping: () => stopping, ...(localMode ? { backendLabel: localMode.holderOf } : {}) });
+  // Mesh: the health check node ports of eTP Local LoadBalancer Services, kube-proxy's answer.
+  const healthChecks = options.proxyMode === "mesh"
+    ? new HealthCheckNodePorts({
+        log,
+        healthy: () => healthOf(dataplane.health(), options.socket).healthy,
+        onError: () => metrics.skipped.inc({ reason: "health-check-port-failed" }),
+        hosts: () => nodePortHosts(options),
+        ...(deps.listenHealthCheck ? { listen: deps.listenHealthCheck } : {}),
+      })
+    : undefined;
+  if (healthChecks) proxier.on("healthCheckNodePort", (service, check) => healthChecks.set(service, check));
   watch.on("service", proxier.onService);
   watch.on("endpointslice", proxier.onEndpointSlice);
 
@@ -104,6 +123,7 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
   dataplane.start();
   const started = (async () => {
     await watch.start();
+    if (options.proxyMode !== "onlyfetch") node.zone = await nodeZone(options, deps.env, log);
     proxier.start();
     log.info(`initial lists received: ${proxier.backends().length} Service ports`);
     dataplane.beginSync();
@@ -113,6 +133,7 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
     client,
     dataplane,
     proxier,
+    healthChecks,
     watch,
     metrics,
     started,
@@ -121,6 +142,7 @@ export function startSidecar(options: Options, deps: SidecarDeps): Sidecar {
       stopping = true;
       await (await statusServer)?.close();
       await watch.stop();
+      await healthChecks?.close();
       await dataplane.stop();
     },
   };

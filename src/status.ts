@@ -2,7 +2,9 @@
 // socket (not from the sidecar), so it also works when the sidecar is down. One question, one
 // answer, no retries: a missing socket or a refused connection is said at once.
 
+import { readFile } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
+import { dirname, join } from "node:path";
 import { KubeHaproxyError } from "./errors.ts";
 import { parseSocketAddress } from "./haproxy/address.ts";
 import { showServersState } from "./haproxy/commands.ts";
@@ -42,6 +44,27 @@ export function summarize(records: readonly ServerRecord[]): ServicePortStatus[]
   return [...byBackend.entries()]
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([servicePort, r]) => ({ servicePort, slots: r.slots, dynamic: r.dynamic, used: r.ready + r.drain, free: r.maint, ready: r.ready, drain: r.drain, down: r.down }));
+}
+
+/** Local mode: where the sidecar writes which Service port holds which pool backend (beside --config). */
+export function claimsPath(config: string): string {
+  return join(dirname(config), "claims.json");
+}
+
+/** The holders the sidecar last wrote (pool backend → Service port); empty when there is no such file. */
+export async function readClaims(config: string): Promise<ReadonlyMap<string, string>> {
+  const text = await readFile(claimsPath(config), "utf8").catch(() => "{}");
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return new Map(Object.entries(parsed as object).filter((entry): entry is [string, string] => typeof entry[1] === "string"));
+  } catch {
+    return new Map();
+  }
+}
+
+/** Local mode: pool backends named by the Service port holding them (`holders`, from the sidecar), sorted again. */
+export function withHolders(rows: readonly ServicePortStatus[], holders: ReadonlyMap<string, string>): ServicePortStatus[] {
+  return rows.map((row) => ({ ...row, servicePort: holders.get(row.servicePort) ?? row.servicePort })).sort((a, b) => (a.servicePort < b.servicePort ? -1 : 1));
 }
 
 const COLUMNS: readonly (readonly [string, keyof ServicePortStatus])[] = [

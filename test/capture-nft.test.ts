@@ -37,7 +37,7 @@ async function node(t: { after(fn: () => Promise<void>): void }): Promise<{ ns: 
 
 /** nft lists a map in its own order. */
 function sorted(entries: readonly CaptureEntry[] | undefined): CaptureEntry[] | undefined {
-  return entries && [...entries].sort((a, b) => (a.ip === b.ip ? a.port - b.port : a.ip < b.ip ? -1 : 1));
+  return entries && [...entries].sort((a, b) => (a.ip === b.ip ? a.port - b.port : (a.ip ?? "") < (b.ip ?? "") ? -1 : 1));
 }
 
 function median(values: number[]): number {
@@ -65,6 +65,21 @@ describe("capture in the kernel (nft)", netnsTestOptions(), () => {
     const narrower: CaptureConfig = { listenPorts: { first: 15100, last: 15120 }, serviceCidrs: ["198.18.128.0/17"] };
     assert.deepEqual(await installCapture(narrower, nft), { kept: 1, dropped: 2 });
     assert.deepEqual(await readCapture(nft), [entry("198.18.128.10", 80, 15100)]);
+  });
+
+  test("mesh: NodePorts and addresses outside the Service CIDR go in, come back from the kernel, and change like the rest", async (t) => {
+    const { nft, ruleset } = await node(t);
+    const mesh: CaptureConfig = { ...config, mesh: { nodePortAddresses: [] } };
+    const nodePort = (port: number, listenPort: number): CaptureEntry => ({ port, listenPort });
+    await syncCapture(mesh, [entry("198.19.0.1", 80, 15100), nodePort(30080, 15101)], nft);
+    assert.match(await ruleset(), /fib daddr type local ip daddr != 127\.0\.0\.0\/8 meta l4proto tcp redirect to :tcp dport map @nodeports/);
+    assert.deepEqual(sorted(await readCapture(nft)), [nodePort(30080, 15101), entry("198.19.0.1", 80, 15100)]);
+    const changes = await syncCapture(mesh, [entry("198.19.0.1", 80, 15100), nodePort(30080, 15102), nodePort(30081, 15103)], nft);
+    assert.deepEqual(changes, { remove: [nodePort(30080, 15101)], add: [nodePort(30080, 15102), nodePort(30081, 15103)] });
+    assert.deepEqual(sorted(await readCapture(nft)), [nodePort(30080, 15102), nodePort(30081, 15103), entry("198.19.0.1", 80, 15100)]);
+    // Back to local mode: capture keeps only what local mode may hold.
+    assert.deepEqual(await installCapture(config, nft), { kept: 0, dropped: 3 });
+    assert.doesNotMatch(await ruleset(), /nodeports/);
   });
 
   test("sync installs a missing table, then applies only differences", async (t) => {
@@ -103,6 +118,25 @@ describe("capture in the kernel (nft)", netnsTestOptions(), () => {
     assert.deepEqual(await readCapture(nft), [entry("198.18.128.10", 80, 15100)]);
     const missing = readCapture({ command: ["/nonexistent/nft"] });
     await assert.rejects(missing, (error: unknown) => isKubeHaproxyError(error, "E_CAPTURE_FAILED") && /not found \(the nftables package provides nft\)/.test(error.message));
+  });
+
+  test("mesh: source ranges go in, read back as written, change in place, close, and go; a /32 and a /128 too", async (t) => {
+    const { nft, ruleset } = await node(t);
+    const mesh: CaptureConfig = { ...config, mesh: { nodePortAddresses: [] } };
+    const lb = (sourceRanges?: string[]): CaptureEntry => ({ ...entry("198.18.201.1", 80, 15100), ...(sourceRanges ? { sourceRanges } : {}) });
+    const lb6 = { ...entry("fd00:198:18:201::1", 80, 15101), sourceRanges: ["fd00:198:18:50::/64", "fd00:198:18:9::7/128"] };
+    const read = async () => sorted(await readCapture(nft));
+    await syncCapture(mesh, [lb(["198.18.50.0/24", "198.18.9.7/32"]), lb6, entry("198.18.128.10", 80, 15102)], nft);
+    assert.deepEqual(await read(), sorted([lb(["198.18.50.0/24", "198.18.9.7/32"]), lb6, entry("198.18.128.10", 80, 15102)]));
+    assert.match(await ruleset(), /ip daddr \. tcp dport @restricted-ipv4 ip daddr \. tcp dport \. ip saddr != @allowed-ipv4 drop/);
+    for (const ranges of [["198.18.9.0/24"], [], undefined]) {
+      const changes = await syncCapture(mesh, [lb(ranges), lb6, entry("198.18.128.10", 80, 15102)], nft);
+      assert.equal(changes.add.length, 1, "only the changed entry");
+      assert.deepEqual((await read())?.find((e) => e.ip === "198.18.201.1"), lb(ranges));
+    }
+    assert.doesNotMatch(await ruleset(), /198\.18\.201\.1 \. 80 \. /, "no range left behind");
+    assert.deepEqual(await installCapture(mesh, nft), { kept: 3, dropped: 0 });
+    assert.deepEqual(await read(), sorted([lb(), lb6, entry("198.18.128.10", 80, 15102)]));
   });
 
   test("cost of a Service port in the kernel: one entry, 1,000 entries in one transaction", async (t) => {

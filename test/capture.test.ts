@@ -223,3 +223,114 @@ describe("parseListTable", () => {
     test(`unreadable: ${name}`, () => throwsCode(() => parseListTable(text), "E_CAPTURE_FAILED"));
   }
 });
+
+describe("mesh: external addresses and NodePorts", () => {
+  const mesh: CaptureConfig = { ...dualStack, mesh: { nodePortAddresses: [] } };
+  const nodePort = (port: number, listenPort: number): CaptureEntry => ({ port, listenPort });
+
+  test("the NodePort map and its rules: every local address but loopback, after the address maps", () => {
+    const text = renderRuleset({ ...mesh, serviceCidrs: ["198.18.128.0/20"] }, [entry("198.18.200.1", 80, 15100), nodePort(30080, 15101)]);
+    assert.match(text, /\tmap nodeports \{\n\t\ttype inet_service : inet_service\n\t\telements = \{\n\t\t\t30080 : 15101\n\t\t\}\n\t\}\n/);
+    const general = [
+      "meta l4proto tcp redirect to : ip daddr . tcp dport map @captured-ipv4",
+      "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto tcp redirect to : tcp dport map @nodeports",
+    ];
+    // The node's own connections: its own maps first (eTP Local's short circuit), then the general ones.
+    const fromNode = general.map((rule) => rule.replace("@", "@node-"));
+    for (const [hook, rules] of [["prerouting", general], ["output", [...fromNode, ...general]]] as const) {
+      const chain = new RegExp(`chain ${hook} \\{\\n[^\\n]+\\n([^}]*)\\}`).exec(text)![1]!;
+      assert.deepEqual(chain.trim().split("\n").map((line) => line.trim()), rules);
+    }
+    assert.match(text, /\tmap node-captured-ipv4 \{\n\t\ttype ipv4_addr \. inet_service : inet_service\n\t\}\n\tmap node-nodeports \{/);
+  });
+
+  test("--nodeport-addresses: only those CIDRs, per family; DNAT to the --interface address", () => {
+    const text = renderRuleset({ ...mesh, mesh: { nodePortAddresses: ["198.18.9.0/24"] }, listenAddresses: { ipv4: "198.18.1.1" } });
+    assert.match(text, /\t\tfib daddr type local ip daddr \{ 198\.18\.9\.0\/24 \} meta l4proto tcp dnat ip to 198\.18\.1\.1 : tcp dport map @nodeports\n/);
+    assert.doesNotMatch(text, /ip6 daddr [!{]/, "no IPv6 NodePort rule when only IPv4 addresses are named");
+    throwsCode(() => renderRuleset({ ...mesh, mesh: { nodePortAddresses: ["198.18.9.0/33"] } }), "E_BAD_OPTION", /nodeport address/);
+  });
+
+  test("addresses outside the Service CIDR only in mesh mode, never special ones; NodePorts only in mesh mode", () => {
+    assert.equal(
+      renderChanges(mesh, { remove: [], add: [entry("198.18.200.1", 80, 15100), nodePort(30080, 15101)] }),
+      "add element inet kube-haproxy captured-ipv4 { 198.18.200.1 . 80 : 15100 }\nadd element inet kube-haproxy nodeports { 30080 : 15101 }\n",
+    );
+    throwsCode(() => renderChanges(dualStack, { remove: [], add: [entry("198.18.200.1", 80, 15100)] }), "E_INVALID_IDENTIFIER", /outside the ipv4 service CIDR/);
+    throwsCode(() => renderChanges(dualStack, { remove: [], add: [nodePort(30080, 15101)] }), "E_INVALID_IDENTIFIER", /mesh mode/);
+    throwsCode(() => renderChanges(dualStack, { remove: [nodePort(30080, 15101)], add: [] }), "E_INVALID_IDENTIFIER", /mesh mode only/);
+    for (const ip of ["127.0.0.1", "0.0.0.0", "169.254.1.1", "224.0.0.1", "::1", "fe80::1", "ff02::1"]) {
+      throwsCode(() => renderChanges(mesh, { remove: [], add: [entry(ip, 80, 15100)] }), "E_INVALID_IDENTIFIER", /loopback, link-local/);
+    }
+  });
+
+  test("loadBalancerSourceRanges: firewall sets and a drop rule before the NAT; changes replace an entry's ranges in one transaction", () => {
+    const lb = { ...entry("198.18.201.1", 80, 15100), sourceRanges: ["198.18.50.0/24", "198.18.9.7/32"] };
+    const text = renderRuleset(mesh, [lb, { ...entry("fd00::201:1", 80, 15101), sourceRanges: [] }]);
+    assert.match(text, /\tset restricted-ipv4 \{\n\t\ttype ipv4_addr \. inet_service\n\t\telements = \{\n\t\t\t198\.18\.201\.1 \. 80\n\t\t\}\n\t\}\n/);
+    assert.match(text, /\tset allowed-ipv4 \{\n\t\ttype ipv4_addr \. inet_service \. ipv4_addr\n\t\tflags interval\n\t\telements = \{\n\t\t\t198\.18\.201\.1 \. 80 \. 198\.18\.50\.0\/24,\n\t\t\t198\.18\.201\.1 \. 80 \. 198\.18\.9\.7\/32\n/);
+    assert.match(text, /\tset restricted-ipv6 \{[^}]*fd00::201:1 \. 80/, "no range at all: restricted, nothing allowed");
+    for (const hook of ["prerouting", "output"]) {
+      assert.match(text, new RegExp(`chain firewall-${hook} \\{\\n\\t\\ttype filter hook ${hook} priority -120; policy accept;\\n\\t\\tip daddr \\. tcp dport @restricted-ipv4 ip daddr \\. tcp dport \\. ip saddr != @allowed-ipv4 drop\\n\\t\\tip6 daddr`));
+    }
+    assert.doesNotMatch(renderRuleset(dualStack), /firewall|restricted/, "local mode has none");
+    assert.deepEqual(diffEntries(mesh, [lb], [{ ...lb, sourceRanges: ["198.18.9.0/24"] }]), { remove: [lb], add: [{ ...lb, sourceRanges: ["198.18.9.0/24"] }] });
+    assert.equal(
+      renderChanges(mesh, { remove: [lb], add: [{ ...lb, sourceRanges: ["198.18.9.0/24"] }] }),
+      [
+        "delete element inet kube-haproxy captured-ipv4 { 198.18.201.1 . 80 }",
+        "delete element inet kube-haproxy restricted-ipv4 { 198.18.201.1 . 80 }",
+        "delete element inet kube-haproxy allowed-ipv4 { 198.18.201.1 . 80 . 198.18.50.0/24, 198.18.201.1 . 80 . 198.18.9.7/32 }",
+        "add element inet kube-haproxy captured-ipv4 { 198.18.201.1 . 80 : 15100 }",
+        "add element inet kube-haproxy restricted-ipv4 { 198.18.201.1 . 80 }",
+        "add element inet kube-haproxy allowed-ipv4 { 198.18.201.1 . 80 . 198.18.9.0/24 }",
+        "",
+      ].join("\n"),
+    );
+    const bad = (sourceRanges: string[], ip = "198.18.201.1") => () => renderChanges(mesh, { remove: [], add: [{ ...entry(ip, 80, 15100), sourceRanges }] });
+    throwsCode(bad(["198.18.50.0/24; flush ruleset"]), "E_INVALID_IDENTIFIER", /ipv4 source range/);
+    throwsCode(bad(["fd00::/64"]), "E_INVALID_IDENTIFIER", /ipv4 source range/);
+    throwsCode(bad(["198.18.0.0/16", "198.18.50.0/24"]), "E_INVALID_IDENTIFIER", /one inside another/);
+    throwsCode(() => renderChanges(mesh, { remove: [], add: [{ ...nodePort(30080, 15101), sourceRanges: [] }] }), "E_INVALID_IDENTIFIER", /NodePort has none/);
+  });
+
+  test("the node's own entries (eTP Local's short circuit): maps of their own, mesh only, read back as such", () => {
+    const own = (entry: CaptureEntry): CaptureEntry => ({ ...entry, fromNode: true });
+    assert.equal(
+      renderChanges(mesh, { remove: [], add: [own(entry("198.18.201.2", 80, 15100)), own(nodePort(30082, 15100)), entry("198.18.201.2", 80, 15101)] }),
+      [
+        "add element inet kube-haproxy captured-ipv4 { 198.18.201.2 . 80 : 15101 }",
+        "add element inet kube-haproxy node-captured-ipv4 { 198.18.201.2 . 80 : 15100 }",
+        "add element inet kube-haproxy node-nodeports { 30082 : 15100 }",
+        "",
+      ].join("\n"),
+    );
+    throwsCode(() => renderChanges(dualStack, { remove: [], add: [own(entry("198.18.128.10", 80, 15100))] }), "E_INVALID_IDENTIFIER", /needs mesh mode/);
+    throwsCode(() => renderChanges(dualStack, { remove: [own(entry("198.18.128.10", 80, 15100))], add: [] }), "E_INVALID_IDENTIFIER", /mesh mode only/);
+    const json = JSON.stringify({ nftables: [{ map: { name: "node-nodeports", elem: [[30082, 15100]] } }, { map: { name: "captured-ipv4", elem: [[{ concat: ["198.18.201.2", 80] }, 15101]] } }] });
+    assert.deepEqual(parseListTable(json), [own(nodePort(30082, 15100)), entry("198.18.201.2", 80, 15101)]);
+    assert.deepEqual(diffEntries(mesh, [entry("198.18.201.2", 80, 15101)], [entry("198.18.201.2", 80, 15101), own(entry("198.18.201.2", 80, 15100))]), {
+      remove: [],
+      add: [own(entry("198.18.201.2", 80, 15100))],
+    });
+  });
+
+  test("--cluster-cidr: connections from the pod CIDRs take the node's own maps first in prerouting, per family", () => {
+    const text = renderRuleset({ ...mesh, mesh: { nodePortAddresses: [], podCidrs: ["198.18.1.0/24", "10.244.0.0/16"] } });
+    const prerouting = text.split("chain prerouting {\n")[1]!.split("\n\t}")[0]!.split("\n").slice(1).map((line) => line.trim());
+    assert.deepEqual(prerouting.slice(0, 3), [
+      "ip saddr { 198.18.1.0/24, 10.244.0.0/16 } meta l4proto tcp redirect to : ip daddr . tcp dport map @node-captured-ipv4",
+      "ip saddr { 198.18.1.0/24, 10.244.0.0/16 } fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto tcp redirect to : tcp dport map @node-nodeports",
+      "meta l4proto tcp redirect to : ip daddr . tcp dport map @captured-ipv4",
+    ]);
+    assert.doesNotMatch(text, /ip6 saddr \{/, "no IPv6 pod CIDR: no IPv6 rule");
+    throwsCode(() => renderRuleset({ ...mesh, mesh: { nodePortAddresses: [], podCidrs: ["10.244.0.0/33"] } }), "E_BAD_OPTION", /cluster \(pod\) CIDR/);
+  });
+
+  test("element changes and the kernel's JSON carry NodePorts as port-only elements", () => {
+    const changes = diffEntries(mesh, [nodePort(30080, 15101), nodePort(30081, 15102)], [nodePort(30080, 15103), nodePort(30082, 15104)]);
+    assert.deepEqual(changes, { remove: [nodePort(30080, 15101), nodePort(30081, 15102)], add: [nodePort(30080, 15103), nodePort(30082, 15104)] });
+    const json = JSON.stringify({ nftables: [{ map: { name: "nodeports", elem: [[30080, 15101]] } }, { map: { name: "captured-ipv4", elem: [[{ concat: ["198.18.200.1", 80] }, 15100]] } }] });
+    assert.deepEqual(parseListTable(json), [nodePort(30080, 15101), entry("198.18.200.1", 80, 15100)]);
+  });
+});

@@ -72,7 +72,7 @@ test("help: each command lists only its own flags, an alias with two dashes, no 
   const run = await runCli(["run", "-h"]);
   assert.match(run.stdout, /^ {2}--socket, --backend-addr <value> +HAProxy runtime API/m);
   assert.ok(flagsIn(run.stdout).includes("take-over") && !flagsIn(run.stdout).includes("timeout"));
-  assert.deepEqual(flagsIn((await runCli(["status", "--help"])).stdout), ["socket", "json"]);
+  assert.deepEqual(flagsIn((await runCli(["status", "--help"])).stdout), ["proxy-mode", "socket", "config", "json"]);
   for (const text of [main.stdout, render.stdout, run.stdout, (await runCli(["--help"], { env: { ...process.env, NO_COLOR: "1" } })).stdout]) {
     assert.doesNotMatch(text, /\x1b\[/, "no escape sequences");
   }
@@ -143,7 +143,9 @@ test("configuration errors: one line naming the flag or variable, exit 2, nothin
     [["render", "--kubeconfig", garbage, "--config", config], {}, `--kubeconfig ${garbage}: no current cluster (it sets no current-context)`],
     [["run", "--config", config], { KUBECONFIG: noCluster }, `KUBECONFIG=${noCluster}: no current cluster (its current-context "x" names no cluster)`],
     [["render", "--config", config], {}, "no cluster found: pass --kubeconfig, run in a Pod, or set $KUBECONFIG (or try `npm run demo` for a simulated cluster)"],
-    [["run", "--proxy-mode", "mesh", "--config", config], {}, "--proxy-mode: mesh is not available yet; use onlyfetch or local"],
+    [["run", "--proxy-mode", "mesh", "--config", config], {}, "--service-cidr: mesh mode needs the cluster's Service CIDR (e.g. --service-cidr 10.96.0.0/12)"],
+    [["run", "--proxy-mode", "local", "--service-cidr", "10.96.0.0/12", "--nodeport-addresses", "10.0.0.0/8", "--config", config], {}, "--nodeport-addresses: applies to mesh mode only (--proxy-mode mesh)"],
+    [["run", "--proxy-mode", "mesh", "--service-cidr", "10.96.0.0/12", "--config", config], { KUBE_HAPROXY_NODEPORT_ADDRESSES: "10.0.0.0/8,eth0" }, 'KUBE_HAPROXY_NODEPORT_ADDRESSES: must be CIDRs like 192.168.0.0/16,fd00::/64, not "eth0"'],
     [["run", "--proxy-mode", "local", "--config", config], {}, "--service-cidr: local mode needs the cluster's Service CIDR (e.g. --service-cidr 10.96.0.0/12)"],
     [["run", "--proxy-mode", "local", "--service-cidr", "10.96.0.0/33", "--config", config], {}, '--service-cidr: must be CIDRs like 10.96.0.0/12,fd00:10:96::/112, not "10.96.0.0/33"'],
     [["capture"], {}, "--service-cidr: capture needs the cluster's Service CIDR (e.g. --service-cidr 10.96.0.0/12)"],

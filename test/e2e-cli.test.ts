@@ -199,7 +199,7 @@ test("bad flags exit non-zero with one line naming the flag", async () => {
   }
   const refused = await cli(["run", "--proxy-mode=mesh"]);
   assert.equal(refused.code, 2);
-  assert.match(refused.output.trim(), /^kube-haproxy: --proxy-mode: mesh is not available yet; use onlyfetch or local$/);
+  assert.match(refused.output.trim(), /^kube-haproxy: --service-cidr: mesh mode needs the cluster's Service CIDR \(e\.g\. --service-cidr 10\.96\.0\.0\/12\)$/);
 });
 
 test("--passwd is never printed", async (t) => {

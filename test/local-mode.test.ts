@@ -5,74 +5,28 @@
 
 import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
-import type { V1Service } from "@kubernetes/client-node";
 import { readCapture } from "../src/capture/index.ts";
-import { renderFromCluster } from "../src/bootstrap.ts";
 import { poolTarget } from "../src/dataplane/pool.ts";
 import { reloadCount } from "../src/haproxy/master.ts";
-import { silentLogger } from "../src/log.ts";
-import { startSidecar, type Sidecar } from "../src/sidecar.ts";
-import { startSimulatedCluster } from "../src/sim/cluster.ts";
-import { startHaproxy } from "../src/sim/haproxy.ts";
-import { makeService, makeSlice } from "../src/sim/objects.ts";
-import { fastOptions } from "../src/sim/world.ts";
-import { CLI, tempDir, waitFor } from "./helpers.ts";
-import { bodies, createLab, netnsTestOptions, type Agent } from "./netns.ts";
-import type { Outcome } from "./netns-agent.ts";
-import { SERVICE_CIDRS, STANDIN, buildNode } from "./netns-node.ts";
+import { makeService } from "../src/sim/objects.ts";
+import { CLI, waitFor } from "./helpers.ts";
+import { LOCAL_TOOLS, PODS, onNodes, service, slice, startLocalNode, until } from "./local-node.ts";
+import { bodies, netnsTestOptions } from "./netns.ts";
+import { SERVICE_CIDRS, STANDIN } from "./netns-node.ts";
 
-const TOOLS = ["ip", "nft", "iptables"];
-const PODS = [{ ip: "198.18.2.2" }, { ip: "198.18.3.2" }];
 const FIRST_PORT = 15200;
 
-function service(name: string, clusterIP: string, ports: number[], patch: (s: V1Service) => void = () => {}): V1Service {
-  return makeService("default", name, ports.map((port) => ({ name: `p${port}`, port })), (s) => {
-    s.spec!.clusterIP = clusterIP;
-    s.spec!.clusterIPs = [clusterIP];
-    delete s.metadata!.labels; // local mode serves every Service, labelled or not
-    patch(s);
-  });
-}
-
-function slice(name: string, ports: number[], endpoints = PODS, patch?: Parameters<typeof makeSlice>[5]) {
-  return makeSlice("default", name, `${name}-1`, endpoints, ports.map((port) => ({ name: `p${port}`, port: 8080 })), patch);
-}
-
-
-/** Waits until `ip:port` answers from the client (a new Service port reaching HAProxy), or its outcome is `kind`. */
-async function until(agent: Agent, ip: string, port: number, kind: Outcome["kind"], what: string): Promise<void> {
-  await waitFor(async () => (await agent.http(ip, port, 1_000)).kind === kind, 15_000, what);
-}
-
-test("local mode: the sidecar serves ClusterIPs through the pool, Services come and go with 0 reloads", netnsTestOptions(TOOLS), async (t: TestContext) => {
-  const lab = await createLab(t, TOOLS);
-  const { node, agents } = await buildNode(lab);
+test("local mode: the sidecar serves ClusterIPs through the pool, Services come and go with 0 reloads", netnsTestOptions(LOCAL_TOOLS), async (t: TestContext) => {
+  const local = await startLocalNode(t, {}, (api) => {
+    api.upsert("services", service("web", STANDIN.web.ip, [80]));
+    api.upsert("endpointslices", slice("web", [80]));
+    api.upsert("services", service("control", "198.18.128.30", [80]));
+    api.upsert("endpointslices", slice("control", [80]));
+    // DNS: UDP is skipped, TCP served; the UDP query must still reach kube-proxy's stand-in.
+    api.upsert("services", makeService("kube-system", "kube-dns", [{ name: "dns", port: 53, protocol: "UDP" }], (s) => (s.spec!.clusterIP = STANDIN.dns.ip)));
+  }, FIRST_PORT);
+  const { api, agents, node, nft, haproxy } = local;
   const { client } = agents;
-  const dir = await tempDir(t, "kh-local-");
-  const cluster = await startSimulatedCluster(dir);
-  t.after(() => cluster.stop());
-  const { api } = cluster;
-  api.upsert("services", service("web", STANDIN.web.ip, [80]));
-  api.upsert("endpointslices", slice("web", [80]));
-  api.upsert("services", service("control", "198.18.128.30", [80]));
-  api.upsert("endpointslices", slice("control", [80]));
-  // DNS: UDP is skipped, TCP served; the UDP query must still reach kube-proxy's stand-in.
-  api.upsert("services", makeService("kube-system", "kube-dns", [{ name: "dns", port: 53, protocol: "UDP" }], (s) => (s.spec!.clusterIP = STANDIN.dns.ip)));
-
-  const options = fastOptions(dir, cluster.kubeconfig, 4, {
-    "proxy-mode": "local",
-    "service-cidr": SERVICE_CIDRS.join(","),
-    "capture-port": String(FIRST_PORT),
-    "hostname-override": "node-a",
-  });
-  const nft = { command: node.wrap(["nft"]) };
-  await renderFromCluster(options, silentLogger, {});
-  const haproxy = await startHaproxy({ dir, configPath: options.config, binary: await lab.wrapper(node, "haproxy", dir) });
-  t.after(() => haproxy.kill());
-  let sidecar: Sidecar = startSidecar(options, { log: silentLogger, env: {}, nft });
-  t.after(() => sidecar.stop());
-  await sidecar.started;
-  await sidecar.dataplane.whenSynced();
   const reloads = await reloadCount(haproxy.masterSocket);
 
   await t.test("a pod's and the node's connections to a ClusterIP reach the ready pods", async () => {
@@ -105,8 +59,6 @@ test("local mode: the sidecar serves ClusterIPs through the pool, Services come 
   });
 
   await t.test("internalTrafficPolicy Local: only this node's endpoints; none on this node: no servers", async () => {
-    const onNodes = (nodes: string[]) => (s: Parameters<NonNullable<Parameters<typeof makeSlice>[5]>>[0]) =>
-      s.endpoints!.forEach((endpoint, i) => (endpoint.nodeName = nodes[i]));
     api.upsert("services", service("itp", "198.18.128.12", [80], (s) => (s.spec!.internalTrafficPolicy = "Local")));
     api.upsert("endpointslices", slice("itp", [80], PODS, onNodes(["node-a", "node-b"])));
     await until(client, "198.18.128.12", 80, "response", "itp served");
@@ -118,10 +70,7 @@ test("local mode: the sidecar serves ClusterIPs through the pool, Services come 
 
   await t.test("a sidecar restart keeps every claim: same map elements, 0 reloads, still served", async () => {
     const before = await readCapture(nft);
-    await sidecar.stop();
-    sidecar = startSidecar(options, { log: silentLogger, env: {}, nft });
-    await sidecar.started;
-    await sidecar.dataplane.whenSynced();
+    await local.restartSidecar();
     assert.deepEqual(await readCapture(nft), before);
     assert.deepEqual(await bodies(client, STANDIN.web.ip, 80), new Set(["pod1", "pod2"]));
     assert.equal(await reloadCount(haproxy.masterSocket), reloads);
@@ -144,7 +93,7 @@ test("local mode: the sidecar serves ClusterIPs through the pool, Services come 
       api.upsert("endpointslices", slice(`grow${i}`, [80]));
     }
     for (const i of [0, count - 1]) await until(client, `198.18.129.${i + 1}`, 80, "response", `grow${i} served`);
-    await sidecar.dataplane.whenSynced();
+    await local.sidecar.dataplane.whenSynced();
     for (let i = 0; i < count; i++) assert.deepEqual(await bodies(client, `198.18.129.${i + 1}`, 80, 2), new Set(["pod1", "pod2"]), `grow${i}`);
     stop = true;
     await load;
@@ -154,7 +103,7 @@ test("local mode: the sidecar serves ClusterIPs through the pool, Services come 
   });
 
   await t.test("capture twice leaves one set of rules and keeps the elements; cleanup leaves nothing", async () => {
-    await sidecar.stop();
+    await local.sidecar.stop();
     const list = () => node.exec(["nft", "list", "ruleset"]);
     const flags = ["--service-cidr", SERVICE_CIDRS.join(","), "--capture-port", String(FIRST_PORT)];
     const elements = await readCapture(nft);

@@ -132,6 +132,7 @@ describe("Registry", () => {
     assert.match(text, /^kube_haproxy_sync_duration_seconds_bucket\{le="0.0001"\} 0$/m);
     const families = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => `${m[1]} ${m[2]}`);
     assert.deepEqual(families, [
+      "kube_haproxy_capture_failures_total counter",
       "kube_haproxy_endpoints gauge",
       "kube_haproxy_last_sync_timestamp_seconds gauge",
       "kube_haproxy_network_programming_duration_seconds histogram",

@@ -12,9 +12,23 @@
 // we do not serve, and for the ClusterIP we do serve (so that a test sees whose rule won), then
 // a REJECT for the rest of the Service CIDR.
 
+import { renderFromCluster } from "../src/bootstrap.ts";
+import type { NftOptions } from "../src/capture/index.ts";
+import { silentLogger } from "../src/log.ts";
+import type { Options, RawFlags } from "../src/options.ts";
+import { haproxyBinary, startHaproxy, type HaproxyProcess } from "../src/sim/haproxy.ts";
+import { fastOptions } from "../src/sim/world.ts";
 import type { Agent, Lab, Namespace } from "./netns.ts";
 
+/** The node these tests run as (`--hostname-override`, EndpointSlice nodeName). */
+export const NODE_NAME = "node-a";
+
 export const SERVICE_CIDRS = ["198.18.128.0/20", "fd00:198:18:128::/112"] as const;
+
+/** Mesh: externalIPs and load balancer IPs, outside the Service CIDR; "outside" routes them to the node. */
+export const EXTERNAL_RANGE = "198.18.200.0/22";
+/** The node's address as "outside" reaches it (NodePorts, health check node ports). */
+export const NODE_OUTSIDE_IP = "198.18.9.1";
 
 /** ClusterIPs of the stand-in's rules. */
 export const STANDIN = {
@@ -25,7 +39,8 @@ export const STANDIN = {
 
 export interface NodeTopology {
   readonly node: Namespace;
-  readonly agents: { readonly client: Agent; readonly node: Agent; readonly bare: Agent };
+  /** outside: a host beyond the node's network (mesh's external traffic), routing EXTERNAL_RANGE to the node. */
+  readonly agents: { readonly client: Agent; readonly node: Agent; readonly bare: Agent; readonly outside: Agent };
   /** What `iptables-save` printed once the stand-in was in place. */
   readonly standinRules: string;
   iptablesSave(): Promise<string>;
@@ -49,7 +64,11 @@ export async function buildNode(lab: Lab): Promise<NodeTopology> {
     const far = [`198.18.${net}.2/24`, ...(ipv6 ? [`${v6(net, 2)}/64`] : [])];
     const near = [`198.18.${net}.1/24`, ...(ipv6 ? [`${v6(net, 1)}/64`] : [])];
     await lab.link({ ns, ifname: "eth0", addresses: far }, { ns: node, ifname: `v-${role}`, addresses: near });
-    if (role === "outside") continue; // the far end of the node's default route: it forwards nothing
+    if (role === "outside") {
+      // The far end of the node's default route: it forwards nothing, and reaches external IPs through the node.
+      await ns.exec(["ip", "route", "add", EXTERNAL_RANGE, "via", NODE_OUTSIDE_IP]);
+      continue;
+    }
     await ns.exec(["ip", "route", "add", "default", "via", `198.18.${net}.1`]);
     if (ipv6) await ns.exec(["ip", "-6", "route", "add", "default", "via", v6(net, 1)]);
   }
@@ -86,8 +105,33 @@ export async function buildNode(lab: Lab): Promise<NodeTopology> {
 
   return {
     node,
-    agents: { client: await spokeNs.get("client")!.agent(), node: await node.agent(), bare: await bare.agent() },
+    agents: { client: await spokeNs.get("client")!.agent(), node: await node.agent(), bare: await bare.agent(), outside: await spokeNs.get("outside")!.agent() },
     standinRules: await iptablesSave(),
     iptablesSave,
   };
+}
+
+/**
+ * Local or mesh mode's options for this node (node-a, SERVICE_CIDRS, pool from `firstPort`, then
+ * `flags`), the bootstrap configuration rendered from the cluster, and HAProxy running in the
+ * node's namespace (the binary under test); HAProxy is killed by `t`'s teardown.
+ */
+export async function startNodeHaproxy(
+  t: { after(fn: () => void | Promise<void>): void },
+  lab: Lab,
+  node: Namespace,
+  cluster: { readonly kubeconfig: string },
+  setup: { readonly dir: string; readonly mode: "local" | "mesh"; readonly firstPort: number; readonly flags?: RawFlags },
+): Promise<{ options: Options; nft: NftOptions; haproxy: HaproxyProcess }> {
+  const options = fastOptions(setup.dir, cluster.kubeconfig, 4, {
+    "proxy-mode": setup.mode,
+    "service-cidr": SERVICE_CIDRS.join(","),
+    "capture-port": String(setup.firstPort),
+    "hostname-override": NODE_NAME,
+    ...setup.flags,
+  });
+  await renderFromCluster(options, silentLogger, {});
+  const haproxy = await startHaproxy({ dir: setup.dir, configPath: options.config, binary: await lab.wrapper(node, haproxyBinary(), setup.dir) });
+  t.after(() => haproxy.kill());
+  return { options, nft: { command: node.wrap(["nft"]) }, haproxy };
 }

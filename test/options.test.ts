@@ -157,13 +157,30 @@ test("--expose and --take-over", () => {
 test("a command reads only its own flags from the environment", () => {
   const env = { KUBE_HAPROXY_CONFIG_SYNC_PERIOD: "0s", KUBE_HAPROXY_SLOTS: "0", KUBE_HAPROXY_SOCKET: "127.0.0.1:9000" };
   assert.throws(() => resolveOptions({}, env, "run"), /KUBE_HAPROXY_SLOTS/);
-  // render takes no --config-sync-period; status only --socket.
+  // render takes no --config-sync-period; status only --socket, and --proxy-mode and --config for local mode's claims.json.
   assert.throws(() => resolveOptions({}, { ...env, KUBE_HAPROXY_SLOTS: "8" }, "run"), /KUBE_HAPROXY_CONFIG_SYNC_PERIOD/);
   assert.equal(resolveOptions({}, { ...env, KUBE_HAPROXY_SLOTS: "8" }, "render").configSyncPeriodMs, 60_000);
   const status = resolveOptions({}, env, "status");
   assert.equal(status.socket, "127.0.0.1:9000");
   assert.equal(status.slots, 8);
-  assert.deepEqual(flagsOf("status"), ["socket"]);
+  assert.deepEqual(flagsOf("status"), ["proxy-mode", "socket", "config"]);
   assert.ok(flagsOf("render").includes("timeout") && !flagsOf("render").includes("master-socket"));
   assert.ok(flagsOf("run").includes("take-over") && !flagsOf("run").includes("timeout"));
+});
+
+test("mesh: --nodeport-addresses and --cluster-cidr, canonical CIDRs of either family, from the flag or the environment; mesh only", () => {
+  const mesh = { "proxy-mode": "mesh", "service-cidr": "10.96.0.0/12" };
+  for (const [flag, field, variable] of [
+    ["nodeport-addresses", "nodePortAddresses", "KUBE_HAPROXY_NODEPORT_ADDRESSES"],
+    ["cluster-cidr", "clusterCidrs", "KUBE_HAPROXY_CLUSTER_CIDR"],
+  ] as const) {
+    assert.deepEqual(resolveOptions(mesh, {}, "run")[field], []);
+    assert.deepEqual(resolveOptions({ ...mesh, [flag]: "192.168.0.0/16, FD00:0::/64" }, {}, "run")[field], ["192.168.0.0/16", "fd00::/64"]);
+    assert.deepEqual(resolveOptions(mesh, { [variable]: "10.0.0.0/8" }, "capture")[field], ["10.0.0.0/8"]);
+    for (const bad of ["10.0.0.0", "10.0.0.0/33", "eth0", "primary"]) {
+      assert.throws(() => resolveOptions({ ...mesh, [flag]: bad }, {}, "run"), (e: unknown) => isKubeHaproxyError(e, "E_BAD_OPTION") && e.message.includes(`--${flag}`), bad);
+    }
+    assert.throws(() => resolveOptions({ "proxy-mode": "local", "service-cidr": "10.96.0.0/12", [flag]: "10.0.0.0/8" }, {}, "run"), /mesh mode only/);
+  }
+  assert.throws(() => resolveOptions({ "proxy-mode": "mesh" }, {}, "run"), /mesh mode needs the cluster's Service CIDR/);
 });

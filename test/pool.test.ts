@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { entryId, freshPool, parsePoolBackendName, planClaims, poolBackendName, poolTarget, sizePool, type PoolBackend, type PoolGroup } from "../src/dataplane/pool.ts";
+import { entriesOf, entryId, freshPool, parsePoolBackendName, planClaims, poolBackendName, poolTarget, sizePool, type PoolBackend, type PoolGroup } from "../src/dataplane/pool.ts";
 import { layoutBackend } from "../src/dataplane/planner.ts";
 import { renderPoolConfig } from "../src/haproxy/render-pool.ts";
 import type { Backend } from "../src/model.ts";
@@ -88,4 +88,15 @@ test("a fresh pool renders one listen section per backend, its listeners per fam
   assert.match(text, /\nlisten pool:tcp:roundrobin:0:10400\n  bind 0\.0\.0\.0:10400\n  bind \[::\]:10400 v6only\n  mode tcp\n  balance roundrobin\n  server s1 10\.0\.0\.1:8080\n  server-template s 2-4 0\.0\.0\.0:0 disabled\n/);
   assert.match(text, /\nlisten pool:tcp:roundrobin:0:10401\n  bind 0\.0\.0\.0:10401\n  bind \[::\]:10401 v6only\n  mode tcp\n  balance roundrobin\n  server-template s 1-2 0\.0\.0\.0:0 disabled\n/);
   assert.doesNotMatch(text, /frontend|backend /);
+});
+
+test("mesh: a Service port's NodePort is one more element of its claim, and recovers the claim after a restart", () => {
+  const pool = sizePool([], [], TCP, 10400);
+  const web = svc("web", "10.96.0.1", { nodePort: 30080 });
+  assert.deepEqual(entriesOf(web, 10403), [{ ip: "10.96.0.1", port: 80, listenPort: 10403 }, { port: 30080, listenPort: 10403 }]);
+  // Only the NodePort element survived in the kernel (its ClusterIP changed meanwhile): the claim follows it.
+  const captured = new Map([[entryId({ port: 30080 }), 10405]]);
+  const { claims } = planClaims({ services: new Map([["web", svc("web", "10.96.0.9", { nodePort: 30080 })]]), pool, claims: new Map(), captured });
+  assert.equal(claims.get("web"), poolBackendName(TCP, 10405));
+  assert.notEqual(entryId({ port: 30080 }), entryId({ ip: "10.96.0.1", port: 30080 }));
 });

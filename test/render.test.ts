@@ -208,7 +208,7 @@ test("the simulated cluster's configuration, as `render` writes it: haproxy -c a
   await assertSilentlyValid(options.config);
 });
 
-// deploy/daemonset.yaml: uid 0, every capability dropped but NET_BIND_SERVICE, and
+// deploy/base/daemonset.yaml: uid 0, every capability dropped but NET_BIND_SERVICE, and
 // KUBE_HAPROXY_ROOT_ON_PURPOSE set. setpriv gives this process the same bounding set.
 const asDeployed = process.getuid?.() === 0 && existsSync("/usr/bin/setpriv");
 test("as deployed (uid 0, only NET_BIND_SERVICE), HAProxy starts without a warning", { skip: !asDeployed && "needs root and setpriv" }, async (t) => {

@@ -1,7 +1,7 @@
 // Applied entries (read back from the kernel) against desired ones: the element changes that
 // turn one into the other. Pure; unchanged entries cost nothing.
 
-import { canonicalKey, checkConfig, checkEntries, compareEntries, entryKey, type CaptureConfig, type CaptureEntry, type CheckedEntry } from "./spec.ts";
+import { canonicalKey, checkConfig, checkEntries, checkRanges, compareEntries, entryKey, sameTarget, type CaptureConfig, type CaptureEntry, type CheckedEntry } from "./spec.ts";
 
 export interface CaptureChanges {
   /** Entries to take out (only their address and port matter). */
@@ -11,24 +11,32 @@ export interface CaptureChanges {
 
 /**
  * Desired entries are checked against the configuration; applied ones only for their format,
- * so that whatever the kernel holds can be taken out. An entry whose listener changed is
+ * so that whatever the kernel holds can be taken out. An entry whose listener or source ranges changed is
  * removed and added again (nft refuses to overwrite a map element's value).
  */
 export function diffEntries(config: CaptureConfig, applied: readonly CaptureEntry[], desired: readonly CaptureEntry[]): CaptureChanges {
   const want = checkEntries(checkConfig(config), desired);
   const have = new Map<string, CheckedEntry>();
   for (const entry of applied) {
-    const checked = { ...canonicalKey(entry), listenPort: entry.listenPort };
+    const key = canonicalKey(entry);
+    const checked = { ...key, listenPort: entry.listenPort, ...checkRanges(key, entry.sourceRanges) };
     have.set(entryKey(checked), checked);
   }
   const wantByKey = new Map(want.map((entry) => [entryKey(entry), entry]));
-  const remove = [...have.values()].filter((entry) => wantByKey.get(entryKey(entry))?.listenPort !== entry.listenPort).sort(compareEntries);
-  const add = want.filter((entry) => have.get(entryKey(entry))?.listenPort !== entry.listenPort);
+  const same = (a: CheckedEntry | undefined, b: CheckedEntry): boolean => a !== undefined && sameTarget(a, b);
+  const remove = [...have.values()].filter((entry) => !same(wantByKey.get(entryKey(entry)), entry)).sort(compareEntries);
+  const add = want.filter((entry) => !same(have.get(entryKey(entry)), entry));
   return { remove: remove.map(plain), add: add.map(plain) };
 }
 
 function plain(entry: CheckedEntry): CaptureEntry {
-  return { ip: entry.ip, port: entry.port, listenPort: entry.listenPort };
+  return {
+    ...(entry.ip === undefined ? {} : { ip: entry.ip }),
+    port: entry.port,
+    listenPort: entry.listenPort,
+    ...(entry.sourceRanges === undefined ? {} : { sourceRanges: entry.sourceRanges }),
+    ...(entry.fromNode ? { fromNode: true } : {}),
+  };
 }
 
 export function isEmpty(changes: CaptureChanges): boolean {

@@ -14,6 +14,19 @@
 //   its family, e.g. Calico's unnumbered veths). Priority -110 comes before kube-proxy's NAT
 //   (-100, iptables and nftables modes): the first chain that NATs a connection wins, so a
 //   captured connection never meets kube-proxy's rules and the rest meets only them.
+// - Mesh mode adds two things. The address maps also take addresses outside the Service CIDRs
+//   (externalIPs, load balancer IPs; never loopback, link-local or multicast): the rules match
+//   by the map, so prerouting catches them from other hosts and output from the node. And a
+//   port-only map, `nodeports`, `port : listener port`, matched after the address maps for TCP
+//   to a local address of the node (`fib daddr type local`, kube-proxy's NodePort rule), within
+//   --nodeport-addresses, never on loopback (kube-proxy's nftables mode does not serve
+//   NodePorts there either; its iptables mode needs route_localnet, which we leave alone).
+//   Each map has a twin, `node-…`, read first in output (and in prerouting for sources within
+//   the pod CIDRs, --cluster-cidr): the node's own (and its pods') connections to an
+//   externalTrafficPolicy Local Service's external destinations go to its cluster-wide backend
+//   (kube-proxy's short circuit). And loadBalancerSourceRanges: sets `restricted-*` (address .
+//   port) and `allowed-*` (address . port . source CIDR, intervals), and filter chains before
+//   the NAT that drop a restricted key's packets from other sources, as kube-proxy does.
 // - Why the map's value is a listener port, not one listener that routes on the original
 //   destination: HAProxy asks the kernel for the original destination only for IPv4
 //   (SO_ORIGINAL_DST); after an IPv6 REDIRECT its `dst` is the node's own address (measured with

@@ -24,7 +24,6 @@ export function setup(input: CommandInput, command: FlagCommand): Setup {
   const flags = input.values as RawFlags;
   const options = resolveOptions(flags, input.env, command);
   const label = (flag: FlagName): string => optionLabel(flag, flags, input.env);
-  if (options.proxyMode === "mesh") throw badOption(label("proxy-mode"), "mesh is not available yet; use onlyfetch or local");
   checkConfigPath(options.config, label("config"));
   if (command === "run") checkExecutable(options.haproxyBinary, label("haproxy-binary"), input.env.PATH ?? "");
   const log = createLogger({ level: options.logLevel, format: options.logFormat });

@@ -11,7 +11,7 @@
 // The kernel map is the source of truth for claims across a sidecar restart.
 
 import type { Backend } from "../model.ts";
-import { entriesOf, entryId, planClaims, poolDesired, parsePoolBackendName, sizePool, type PoolBackend, type PoolEntry, type PoolSettings } from "./pool.ts";
+import { entriesOf, entryId, planClaims, sameEntry, shortcutEntriesOf, poolDesired, parsePoolBackendName, sizePool, type PoolBackend, type PoolEntry, type PoolSettings } from "./pool.ts";
 
 /** The kernel side, injected (src/capture in production, the same in tests inside a network namespace). */
 export interface CaptureDriver {
@@ -21,8 +21,8 @@ export interface CaptureDriver {
   install(listenPorts: { readonly first: number; readonly last: number }): Promise<void>;
   /** Element changes in one transaction. */
   update(changes: { readonly remove: readonly PoolEntry[]; readonly add: readonly PoolEntry[] }): Promise<void>;
-  /** Whether a ClusterIP may be captured at all (inside a --service-cidr). */
-  accepts(ip: string): boolean;
+  /** Whether an entry may be captured at all (a ClusterIP inside a --service-cidr; in mesh, external addresses and NodePorts too). */
+  accepts(entry: { readonly ip?: string; readonly port: number }): boolean;
 }
 
 /**
@@ -32,6 +32,8 @@ export interface CaptureDriver {
  */
 export interface LocalOptions extends PoolSettings {
   readonly capture: CaptureDriver;
+  /** Told the claims (Service port → pool backend) each time they are planned: who holds what, for metrics and logs. */
+  readonly onClaims?: (claims: ReadonlyMap<string, string>) => void;
 }
 
 export class LocalPool {
@@ -102,12 +104,19 @@ export class LocalPool {
       plan = planClaims({ services: this.#services, pool: this.#pool, claims: this.#claims, captured });
     }
     this.#claims = plan.claims;
+    this.#options.onClaims?.(this.#claims);
     this.#dirty = false;
     const wanted = this.#wanted();
-    const remove = [...this.#kernel.values()].filter((entry) => wanted.get(entryId(entry))?.listenPort !== entry.listenPort);
+    const remove = [...this.#kernel.values()].filter((entry) => !sameEntry(wanted.get(entryId(entry)), entry));
+    // Only its source ranges changed: replaced in the same transaction, never uncaptured meanwhile.
+    const replaced = remove.flatMap((entry) => {
+      const want = wanted.get(entryId(entry));
+      return want?.listenPort === entry.listenPort ? [want] : [];
+    });
     if (remove.length > 0) {
-      await this.#options.capture.update({ remove, add: [] });
+      await this.#options.capture.update({ remove, add: replaced });
       for (const entry of remove) this.#kernel.delete(entryId(entry));
+      for (const entry of replaced) this.#kernel.set(entryId(entry), entry);
     }
     const holders = new Map([...this.#claims].map(([service, pool]) => [pool, this.#services.get(service)]));
     const settings = { families: this.#options.families, minSlots: this.#options.minSlots };
@@ -120,7 +129,7 @@ export class LocalPool {
     const add: PoolEntry[] = [];
     let waiting = 0;
     for (const [id, entry] of wanted) {
-      if (this.#kernel.get(id)?.listenPort === entry.listenPort) continue;
+      if (sameEntry(this.#kernel.get(id), entry)) continue;
       const pool = this.#pool.find((backend) => backend.listenPort === entry.listenPort);
       if (pool && serving(pool.name)) add.push(entry);
       else waiting++;
@@ -136,21 +145,27 @@ export class LocalPool {
   refusals(): string[] {
     const out: string[] = [];
     for (const [name, service] of this.#services) {
-      const outside = service.binds.filter((bind) => !this.#options.capture.accepts(bind.address));
+      const outside = service.binds.filter((bind) => !this.#options.capture.accepts({ ip: bind.address, port: bind.port }));
       if (outside.length === 0 || this.#refused.has(name)) continue;
       this.#refused.add(name);
-      out.push(`${service.servicePort}: ClusterIP ${outside.map((bind) => bind.address).join(", ")} is outside --service-cidr; not captured`);
+      out.push(`${service.servicePort}: ${outside.map((bind) => bind.address).join(", ")} cannot be captured (outside --service-cidr, or special); not captured`);
     }
     return out;
   }
 
-  /** The elements every claim needs, by entryId; addresses outside the Service CIDRs left out. */
+  /** The elements every claim needs (and the node's own ones of a nodeShortcut), by entryId; addresses outside the Service CIDRs left out. */
   #wanted(): Map<string, PoolEntry> {
     const listenPorts = new Map(this.#pool.map((backend) => [backend.name, backend.listenPort]));
     const wanted = new Map<string, PoolEntry>();
     for (const [service, pool] of this.#claims) {
-      for (const entry of entriesOf(this.#services.get(service)!, listenPorts.get(pool)!)) {
-        if (this.#options.capture.accepts(entry.ip)) wanted.set(entryId(entry), entry);
+      const backend = this.#services.get(service)!;
+      const shortcut = backend.nodeShortcut === undefined ? undefined : this.#claims.get(backend.nodeShortcut);
+      const entries = [
+        ...entriesOf(backend, listenPorts.get(pool)!),
+        ...(shortcut === undefined ? [] : shortcutEntriesOf(backend, listenPorts.get(shortcut)!)),
+      ];
+      for (const entry of entries) {
+        if (this.#options.capture.accepts(entry)) wanted.set(entryId(entry), entry);
       }
     }
     return wanted;

@@ -29,11 +29,20 @@ export interface PoolBackend {
   readonly listenPort: number;
 }
 
-/** One captured Service address: TCP to ip:port goes to listenPort (the capture's map element). */
+/** One captured Service address: TCP to ip:port goes to listenPort (the capture's map element); no ip: a NodePort. */
 export interface PoolEntry {
-  readonly ip: string;
+  readonly ip?: string;
   readonly port: number;
   readonly listenPort: number;
+  /** Mesh: only sources in these CIDRs reach ip:port (a load balancer IP's loadBalancerSourceRanges); absent: any. */
+  readonly sourceRanges?: readonly string[];
+  /** Mesh: only for connections the node itself opens (Backend.nodeShortcut); ahead of the others. */
+  readonly fromNode?: boolean;
+}
+
+/** Whether the kernel holds an entry as wanted: the same listener and the same source ranges. */
+export function sameEntry(a: PoolEntry | undefined, b: PoolEntry): boolean {
+  return a !== undefined && a.listenPort === b.listenPort && JSON.stringify(a.sourceRanges ?? null) === JSON.stringify(b.sourceRanges ?? null);
 }
 
 /**
@@ -75,13 +84,27 @@ export function canonicalIp(ip: string): string {
   return version === 0 ? ip : new SocketAddress({ address: ip, family: version === 4 ? "ipv4" : "ipv6" }).address;
 }
 
-export function entryId(entry: { readonly ip: string; readonly port: number }): string {
-  return `${canonicalIp(entry.ip)} ${entry.port}`;
+export function entryId(entry: { readonly ip?: string | undefined; readonly port: number; readonly fromNode?: boolean | undefined }): string {
+  return `${entry.fromNode ? "node " : ""}${entry.ip === undefined ? "*" : canonicalIp(entry.ip)} ${entry.port}`;
 }
 
-/** The map elements a claimed Service port needs: each of its ClusterIPs at its port. */
+/**
+ * The node's own entries of a Service port with a nodeShortcut: its destinations, sent to the
+ * shortcut's listener (source ranges stay on the entries for everyone, which the firewall reads).
+ */
+export function shortcutEntriesOf(service: Backend, listenPort: number): PoolEntry[] {
+  return entriesOf(service, listenPort).map(({ sourceRanges: _, ...entry }) => ({ ...entry, fromNode: true }));
+}
+
+/** The map elements a claimed Service port needs: each of its addresses at its port, and its NodePort (mesh). */
 export function entriesOf(service: Backend, listenPort: number): PoolEntry[] {
-  return service.binds.map((bind) => ({ ip: canonicalIp(bind.address), port: bind.port, listenPort }));
+  const entries: PoolEntry[] = service.binds.map((bind) => ({
+    ip: canonicalIp(bind.address),
+    port: bind.port,
+    listenPort,
+    ...(bind.sourceRanges === undefined ? {} : { sourceRanges: bind.sourceRanges }),
+  }));
+  return service.nodePort === undefined ? entries : [...entries, { port: service.nodePort, listenPort }];
 }
 
 /**
@@ -152,8 +175,8 @@ export function planClaims({ services, pool, claims, captured }: ClaimInput): Cl
   for (const name of names) {
     if (out.has(name)) continue;
     const service = services.get(name)!;
-    for (const bind of service.binds) {
-      const backend = byPort.get(captured.get(entryId({ ip: bind.address, port: bind.port })) ?? 0);
+    for (const entry of entriesOf(service, 0)) {
+      const backend = byPort.get(captured.get(entryId(entry)) ?? 0);
       if (fits(service, backend)) {
         take(name, backend);
         break;

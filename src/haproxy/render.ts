@@ -41,7 +41,7 @@ const USERLIST = "kube-haproxy-stats";
 /** Set in `global` to the structure hash: `show env` tells which structure the running worker has. */
 export const STRUCTURE_ENV = "KUBE_HAPROXY_STRUCTURE";
 
-/** Set in HAProxy's environment when it runs as root by design (deploy/daemonset.yaml). */
+/** Set in HAProxy's environment when it runs as root by design (deploy/base/daemonset.yaml). */
 export const ROOT_ON_PURPOSE = "KUBE_HAPROXY_ROOT_ON_PURPOSE";
 
 export function renderConfig(backends: readonly RenderedBackend[], options: RenderOptions): string {

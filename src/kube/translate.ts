@@ -6,6 +6,8 @@
 import type { V1EndpointConditions, V1EndpointSlice, V1Service, V1ServicePort } from "@kubernetes/client-node";
 import { backendName, endpointKey, isEndpointAddress, isPort, parseHealthCheck } from "../model.ts";
 import type { Backend, BackendMode, Bind, Endpoint, HealthCheck } from "../model.ts";
+import { healthCheckNodePort, withExternal, type HealthCheckNodePort } from "./translate-external.ts";
+import { availableForTopology, hintsOf, topologyMode, type HintedEndpoint, type NodeTopology } from "./topology.ts";
 
 /**
  * onlyfetch (the default): every Service port gets a frontend at bindAddress:<service port>.
@@ -14,8 +16,13 @@ import type { Backend, BackendMode, Bind, Endpoint, HealthCheck } from "../model
  */
 export interface TranslateOptions {
   readonly bindAddress: string;
-  /** Local mode, on this node (`--hostname-override`): internalTrafficPolicy Local keeps its endpoints only. */
-  readonly local?: { readonly nodeName: string };
+  /**
+   * Local mode, on this node (`--hostname-override`) in its zone (its Node's label): internalTrafficPolicy
+   * Local keeps its endpoints only, topology hints are followed (topology.ts).
+   */
+  readonly local?: NodeTopology;
+  /** mesh (with `local`): the Services' external addresses and NodePorts too (translate-external.ts). */
+  readonly mesh?: boolean;
   /** Default balance algorithm (--algorithm), one of `algorithms`. */
   readonly algorithm: string;
   /** The balance algorithms the kube-haproxy.io/algorithm annotation may name (the data plane's). */
@@ -58,6 +65,8 @@ export interface ServiceTranslation {
   readonly skipped: readonly Skip[];
   /** metadata.creationTimestamp in ms; the older Service wins a port conflict. */
   readonly createdAt: number;
+  /** Mesh mode: what the Service's healthCheckNodePort answers on this node, when it has one. */
+  readonly healthCheckNodePort?: HealthCheckNodePort;
 }
 
 const LABEL_SERVICE_NAME = "kubernetes.io/service-name";
@@ -177,12 +186,30 @@ export function translateService(
       ...(affinityTimeoutSeconds === undefined ? {} : { affinityTimeoutSeconds }),
       ...(healthCheck === undefined ? {} : { healthCheck }),
       minSlots,
-      endpoints: portEndpoints(port, portId, endpointSlices, key, skipped),
+      endpoints: portEndpoints(port, portId, endpointSlices, key, skipped, nodeLocal ? undefined : options.local),
       ...(triggerTime === undefined ? {} : { triggerTime }),
     });
   }
-  backends.sort((a, b) => compare(a.name, b.name));
-  return { key, backends, skipped, createdAt };
+  const mesh = options.mesh && options.local ? meshPart(service, key, backends, ipSlices, options.local.nodeName, skipped) : undefined;
+  const served = mesh?.backends ?? backends;
+  served.sort((a, b) => compare(a.name, b.name));
+  return { key, backends: served, skipped, createdAt, ...(mesh?.healthCheckNodePort ? { healthCheckNodePort: mesh.healthCheckNodePort } : {}) };
+}
+
+/** Mesh mode: the external destinations and externalTrafficPolicy (translate-external.ts). */
+function meshPart(service: V1Service, key: string, backends: Backend[], slices: readonly V1EndpointSlice[], nodeName: string, skipped: Skip[]) {
+  const localSlices = slices.map((slice) => onlyNode(slice, nodeName));
+  const invalid = (message: string): void => void skipped.push({ service: key, reason: "invalid-object", message: `Service ${key}: ${message}` });
+  return {
+    backends: withExternal({
+      service,
+      key,
+      backends,
+      localEndpoints: (port) => portEndpoints(port, port.name || String(port.port), localSlices, key, []),
+      invalid,
+    }),
+    healthCheckNodePort: healthCheckNodePort(service, slices, nodeName),
+  };
 }
 
 /**
@@ -352,7 +379,8 @@ function rank(conditions: V1EndpointConditions | undefined): Rank {
  * The endpoints of one Service port: slice ports match by name and protocol (the slice port
  * carries the target port number). Ready endpoints take traffic and serving-terminating ones
  * drain; with no ready endpoint at all, serving-terminating ones take traffic (kube-proxy's
- * fallback, KEP-1669). Everything else is left out.
+ * fallback, KEP-1669). Everything else is left out. With `topology` (local mode, Cluster traffic
+ * policy), ready endpoints the hints keep away from this node are left out too.
  */
 function portEndpoints(
   port: V1ServicePort,
@@ -360,8 +388,9 @@ function portEndpoints(
   slices: readonly V1EndpointSlice[],
   key: string,
   skipped: Skip[],
+  topology?: NodeTopology,
 ): Endpoint[] {
-  const best = new Map<string, { ip: string; port: number; rank: Rank }>();
+  const best = new Map<string, { ip: string; port: number; rank: Rank } & Pick<HintedEndpoint, "forZones" | "forNodes">>();
   const invalid = (message: string): void => {
     skipped.push({ service: key, port: portId, reason: "invalid-endpoint", message: `Service ${key}: ${message}` });
   };
@@ -387,13 +416,18 @@ function portEndpoints(
           skipped.push({ service: key, port: portId, reason: "ipv4-mapped-ipv6", message });
           continue;
         }
-        const candidate = { ip, port: target, rank: rank(endpoint.conditions) };
+        const candidate = { ip, port: target, rank: rank(endpoint.conditions), ...hintsOf(endpoint.hints) };
         const id = endpointKey(candidate);
         if ((best.get(id)?.rank ?? -1) < candidate.rank) best.set(id, candidate);
       }
     }
   }
-  const candidates = [...best.values()];
+  let candidates = [...best.values()];
+  if (topology) {
+    const hinted = candidates.map((c) => ({ ...c, ready: c.rank === RANK.ready }));
+    const mode = topologyMode(hinted, topology);
+    candidates = hinted.filter((c) => !c.ready || availableForTopology(c, mode, topology));
+  }
   const anyReady = candidates.some((c) => c.rank === RANK.ready);
   return candidates
     .filter((c) => c.rank !== RANK.other)

@@ -27,6 +27,8 @@ export interface Metrics {
   /** Seconds since the epoch of the last successful sync. */
   readonly lastSyncTimestamp: Gauge;
   readonly watchRestarts: Counter<{ resource: string }>;
+  /** Local mode: syncs whose capture change (nft) failed; each is followed by a full resync after a backoff. */
+  readonly captureFailures: Counter;
   /** The registry in text exposition format 0.0.4. */
   render(): string;
 }
@@ -91,6 +93,10 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
       name: `${p}watch_restarts_total`,
       help: "Restarts of Kubernetes watches, by resource.",
       labelNames: ["resource"],
+    }),
+    captureFailures: registry.counter({
+      name: `${p}capture_failures_total`,
+      help: "Local mode: syncs whose change to the kernel's capture (nft) failed (E_CAPTURE_FAILED); a full resync follows after a backoff.",
     }),
     render: () => registry.render(),
   };

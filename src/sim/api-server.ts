@@ -7,7 +7,9 @@
 //   events; a version older than the retained history gets "410 Gone / Expired";
 // - label selectors on lists and watches, including the watch-cache rule that an update
 //   moving an object out of (into) the selection is sent as DELETED (ADDED);
-// - fault injection (dropped, stalled and expired watches, failing requests) and counters.
+// - fault injection (dropped, stalled and expired watches, failing requests) and counters;
+// - a Node read by name (GET /api/v1/nodes/NAME, what local mode reads for its zone): 404
+//   NotFound when there is none; Nodes are not listed or watched (kube-haproxy only gets one).
 //
 // `limit` and `continue` paginate a list as the real apiserver does: every page comes from
 // the snapshot the first page was taken at (kept until the last page is served), and all
@@ -19,7 +21,7 @@ import { once } from "node:events";
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
+import type { V1EndpointSlice, V1Node, V1Service } from "@kubernetes/client-node";
 
 export type Kind = "services" | "endpointslices";
 /** The client-node type of each kind. Timestamps are RFC 3339 strings at runtime (raw JSON). */
@@ -72,6 +74,7 @@ const KINDS = {
   },
 } as const;
 const KIND_NAMES = Object.keys(KINDS) as Kind[];
+const NODE_PATH = /^\/api\/v1\/nodes\/([^/]+)$/;
 
 const REASONS: Record<number, string> = {
   400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
@@ -90,6 +93,8 @@ export class FakeApiServer {
   /** A watch from version N is served iff N >= this: every event after N is still retained. */
   readonly #minWatchRv: Record<Kind, number> = { services: 0, endpointslices: 0 };
   readonly #streams = new Set<WatchStream>();
+  readonly #nodes = new Map<string, Obj>();
+  #nodeGets = 0;
   // Paginated lists in progress: continue token → the rest of the snapshot and its version.
   readonly #pages = new Map<string, { items: Obj[]; rv: number }>();
   #paused = false;
@@ -156,6 +161,21 @@ export class FakeApiServer {
     this.#store[kind].set(key, o);
     this.#emit(kind, prev ? { type: "MODIFIED", rv: this.#rv, object: o, prev } : { type: "ADDED", rv: this.#rv, object: o });
     return clone<KindMap[K]>(o);
+  }
+
+  /** Creates or replaces a Node (cluster-scoped), as GET /api/v1/nodes/NAME returns it. */
+  upsertNode(node: V1Node): void {
+    const o: Obj = { ...clone<Obj>(node), apiVersion: "v1", kind: "Node" };
+    const meta = (o.metadata ??= {});
+    if (!meta.name) throw new Error("FakeApiServer.upsertNode: metadata.name is required");
+    meta.uid = this.#nodes.get(meta.name)?.metadata?.uid ?? randomUUID();
+    meta.resourceVersion = String(++this.#rv);
+    this.#nodes.set(meta.name, o);
+  }
+
+  /** GET /api/v1/nodes/NAME requests served so far (found or not). */
+  get nodeGets(): number {
+    return this.#nodeGets;
   }
 
   /** Deletes an object; returns its last state (with the deletion's resourceVersion), or undefined if absent. */
@@ -250,6 +270,8 @@ export class FakeApiServer {
     if (this.#opts.token !== undefined && req.headers.authorization !== `Bearer ${this.#opts.token}`) {
       return sendStatus(res, 401, "Unauthorized");
     }
+    const nodeName = NODE_PATH.exec(url.pathname)?.[1];
+    if (nodeName !== undefined) return this.#getNode(req, res, decodeURIComponent(nodeName));
     const kind = KIND_NAMES.find((k) => KINDS[k].path.test(url.pathname));
     if (!kind) return sendStatus(res, 404, `the server could not find the requested resource (${url.pathname})`);
     if (req.method !== "GET") return sendStatus(res, 405, `${req.method} is not supported by the fake`);
@@ -287,6 +309,18 @@ export class FakeApiServer {
       return sendJson(res, 200, { kind: `${itemKind}List`, apiVersion, metadata, items });
     }
     this.#watch(kind, q, filter, res);
+  }
+
+  #getNode(req: http.IncomingMessage, res: http.ServerResponse, name: string): void {
+    if (req.method !== "GET") return sendStatus(res, 405, `${req.method} is not supported by the fake`);
+    this.#nodeGets++;
+    if (this.#failures.left > 0) {
+      this.#failures.left--;
+      return sendStatus(res, this.#failures.status, "injected failure");
+    }
+    const node = this.#nodes.get(name);
+    if (!node) return sendStatus(res, 404, `nodes "${name}" not found`);
+    sendJson(res, 200, node);
   }
 
   #watch(kind: Kind, q: URLSearchParams, filter: (o: Obj) => boolean, res: http.ServerResponse): void {
