@@ -2,7 +2,6 @@
 // /healthz and /livez verdicts. Nothing here changes behaviour.
 
 import type { Dataplane } from "./dataplane/dataplane.ts";
-import type { BackendStatus } from "./dataplane/options.ts";
 import type { RuntimeClient } from "./haproxy/runtime-client.ts";
 import type { ClusterWatch } from "./kube/watch.ts";
 import type { Logger } from "./log.ts";
@@ -56,12 +55,17 @@ export function observe({ client, dataplane, proxier, watch, metrics, log, wallN
   });
   client.on("disconnect", (error) => stopping() || log.warn(`runtime API connection lost: ${error.message}`));
 
-  const setSlotGauges = (status: BackendStatus): void => {
-    const backend = backendLabel(status.name);
-    metrics.slots.set({ backend, state: "used" }, status.used);
-    metrics.slots.set({ backend, state: "free" }, Math.max(0, status.slots - status.used));
-    metrics.slots.set({ backend, state: "dynamic" }, status.dynamic);
-  };
+  // Slots per backend are read from the data plane when scraped: set on every change, they cost
+  // the change's own latency (its "applied" listeners run before anything else hears of it).
+  metrics.registry.onRender(() => {
+    metrics.slots.reset();
+    for (const status of dataplane.status()) {
+      const backend = backendLabel(status.name);
+      metrics.slots.set({ backend, state: "used" }, status.used);
+      metrics.slots.set({ backend, state: "free" }, Math.max(0, status.slots - status.used));
+      metrics.slots.set({ backend, state: "dynamic" }, status.dynamic);
+    }
+  });
   // Refreshed at every full read (connect, reload, --config-sync-period); `status` reads it live.
   dataplane.on("serversDown", (down) => {
     metrics.serversDown.reset();
@@ -72,15 +76,9 @@ export function observe({ client, dataplane, proxier, watch, metrics, log, wallN
     metrics.runtimeCommands.inc({ result: "ok" }, report.commands - report.failed);
     if (report.failed > 0) metrics.runtimeCommands.inc({ result: "error" }, report.failed);
     else metrics.lastSyncTimestamp.set(wallNow() / 1000);
-    // After a full sync the set of backends may have changed: rebuild the per-backend gauges.
-    if (report.full) {
-      metrics.slots.reset();
-      for (const backend of dataplane.status()) setSlotGauges(backend);
-    }
   });
-  dataplane.on("applied", (backend, triggerTime, at) => {
+  dataplane.on("applied", (_backend, triggerTime, at) => {
     if (triggerTime !== undefined) metrics.networkProgrammingDuration.observe(Math.max(0, at - triggerTime) / 1000);
-    setSlotGauges(dataplane.statusOf(backend));
   });
   dataplane.on("overflow", (backend, keys) => {
     log.warn(`${backend}: ${keys.length} endpoints found no free slot (${keys.slice(0, 3).join(", ")}${keys.length > 3 ? ", …" : ""}); its algorithm takes no dynamic servers, so a reload will grow the template`);

@@ -86,6 +86,19 @@ describe("Registry", () => {
     assert.equal(registry.render(), '# HELP slots Slots.\n# TYPE slots gauge\nslots{backend="c"} 1\n');
   });
 
+  test("onRender: a collector sets its gauges at every render, from the value at that moment", () => {
+    const registry = new Registry();
+    const slots = registry.gauge({ name: "slots", help: "Slots.", labelNames: ["backend"] });
+    let used = 1;
+    registry.onRender(() => {
+      slots.reset();
+      slots.set({ backend: "a" }, used);
+    });
+    assert.match(registry.render(), /^slots\{backend="a"\} 1$/m);
+    used = 7;
+    assert.match(registry.render(), /^slots\{backend="a"\} 7$/m);
+  });
+
   test("invalid names, labels and values are refused", () => {
     const registry = new Registry();
     for (const labelNames of [["1x"], ["a-b"], ["__reserved"], ["a", "a"], [""]]) {

@@ -109,3 +109,32 @@ test("asks during a run become one run after it", async () => {
   await clock.advance(100);
   assert.equal(starts.length, 2);
 });
+
+test("runs asked one after another never touch the max-interval timer (no timer per change)", async () => {
+  const clock = new FakeClock();
+  const delays: number[] = [];
+  const schedule = clock.schedule.bind(clock);
+  clock.schedule = (fn, ms) => {
+    delays.push(ms);
+    return schedule(fn, ms);
+  };
+  let runs = 0;
+  const runner = new Runner({
+    clock,
+    maxIntervalMs: 60_000,
+    onError: () => {},
+    run: async () => {
+      runs++;
+      return "done";
+    },
+  });
+  runner.start();
+  for (let i = 0; i < 100; i++) {
+    runner.run();
+    await clock.advance(1);
+  }
+  assert.equal(runs, 100);
+  assert.deepEqual(delays.filter((ms) => ms > 0), [60_000], "the periodic timer was armed once, at start");
+  await clock.advance(60_000);
+  assert.equal(runs, 101, "and still runs once no run started for the max interval");
+});

@@ -123,6 +123,9 @@ async function peer(t: Context, onConnection: (socket: Socket) => void): Promise
   server.on("connection", (socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
+    // The client drops a misbehaving peer: the peer's next write fails (EPIPE, ECONNRESET), which
+    // is what the test provokes, not an error of it (unheard, it failed the test now and then).
+    socket.on("error", () => {});
   });
   await new Promise<void>((resolve) => server.listen(path, resolve));
   t.after(async () => {
@@ -160,6 +163,20 @@ describe("runtime client against peers that misbehave", () => {
     const started = performance.now();
     await assert.rejects(client.execute(state), (error) => isKubeHaproxyError(error, "E_COMMAND_TIMEOUT"));
     assert.ok(performance.now() - started >= 290, "bytes without a reply are no progress");
+  });
+
+  test("an open-ended command whose connection closes without a byte gets no answer, not an empty reply", async (t) => {
+    // HAProxy answers every command with at least a newline; read as an empty reply, nothing at
+    // all would make `show servers state` say HAProxy has no servers (and the data plane reload).
+    const path = await peer(t, (socket) => {
+      socket.setEncoding("utf8");
+      socket.on("data", (chunk: string) => {
+        if (chunk.startsWith("prompt\n")) socket.write(PROMPT);
+        else socket.end(); // the command's own connection, closed with nothing said
+      });
+    });
+    const client = await connected(t, { address: path });
+    await assert.rejects(client.execute(showServersState()), (error) => isKubeHaproxyError(error, "E_CONNECTION_CLOSED"));
   });
 
   test("a reply longer than maxReplyChars fails the connection, and nothing more is held", async (t) => {

@@ -15,7 +15,7 @@
 // in the reaper, on their own timer, outside health and whenSynced.
 
 import { EventEmitter } from "node:events";
-import { bindKey, proxiesThatCannotBind, unbindable } from "./bind-check.ts";
+import { bindKey, proxiesThatCannotBind, unbindable, type BindProbe } from "./bind-check.ts";
 import { takesDynamicServers } from "../haproxy/algorithms.ts";
 import { countDown } from "../haproxy/servers-state.ts";
 import type { Logger } from "../log.ts";
@@ -65,7 +65,8 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   #lastFullSync = -Infinity;
   #syncing = false;
   #waiters: (() => void)[] = [];
-  #lastSynced: Date | undefined;
+  // Wall-clock ms; a Date only when health() asks.
+  #lastSynced: number | undefined;
   // Local mode: Service ports claim pool backends; the desired state holds the pool backends.
   readonly #local: LocalPool | undefined;
 
@@ -161,7 +162,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   /** For /healthz: connected, how long the oldest change not yet in HAProxy has waited, last time all was. */
   health(): { readonly connected: boolean; readonly pendingMs: number; readonly lastSynced: Date | undefined } {
     const since = this.#desired.pendingSince();
-    return { connected: this.#transport.connected, pendingMs: since === undefined ? 0 : this.#clock.now() - since, lastSynced: this.#lastSynced };
+    return { connected: this.#transport.connected, pendingMs: since === undefined ? 0 : this.#clock.now() - since, lastSynced: this.#lastSynced === undefined ? undefined : new Date(this.#lastSynced) };
   }
 
   status(): BackendStatus[] {
@@ -194,7 +195,8 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     if (full && (await this.#readState()) === "failed") return "failed";
     if (this.#needFullSync) return "done"; // interrupted: the reconnect runs us again
     if (this.#local && (await this.#captureStep(() => this.#beforeFlush(this.#local!, full))) === "failed") return "failed";
-    await this.#preflight(full);
+    const probing = this.#preflight(full);
+    if (probing) await probing;
     const reload = this.#reloadNeeded();
     if (reload && this.#reload!.waitMs() === 0) return await this.#reloadNow(reload, started);
     const flushed = await this.#flush(full, started); // endpoint changes flow while a reload waits
@@ -242,14 +244,20 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
    * Before a reload can be decided: on a full sync or a structural change, every bind the running
    * worker does not hold is tried (reload.probe); a Service port that cannot bind is left out.
    * Local mode's pool backends are never left out (their claims assume them); a refused reload
-   * still tells (#noteRefusedBinds is not for them either).
+   * still tells (#noteRefusedBinds is not for them either). Undefined when there is nothing to
+   * try: a change of endpoints only does not wait for a promise.
    */
-  async #preflight(full: boolean): Promise<void> {
+  #preflight(full: boolean): Promise<void> | undefined {
     const probe = this.#options.reload?.probe;
-    if (!probe || this.#local) return;
+    if (!probe || this.#local) return undefined;
     const structure = this.#desired.structure();
-    if (!full && structure === this.#probedFor) return;
+    if (!full && structure === this.#probedFor) return undefined;
     this.#probedFor = structure;
+    return this.#probe(probe);
+  }
+
+  /** Tries the binds the running worker does not hold; leaves out the Service ports that cannot bind. */
+  async #probe(probe: BindProbe): Promise<void> {
     for (const [name, refused] of this.#refusedBinds) {
       const backend = this.#desired.get(name);
       if (!backend || structureOf(backend) !== refused.structure) this.#refusedBinds.delete(name);
@@ -296,7 +304,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   /** After each run: if nothing waits any more, that is the moment everything was in HAProxy. */
   #afterRun(): void {
     if (!this.#isClean()) return;
-    this.#lastSynced = new Date(this.#clock.wallNow());
+    this.#lastSynced = this.#clock.wallNow();
     for (const resolve of this.#waiters.splice(0)) resolve();
   }
 
@@ -328,6 +336,11 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   /** Whether the running configuration must change, and why; undefined also when that one was refused. */
   #reloadNeeded(): ReloadWanted | undefined {
     if (!this.#reload) return undefined;
+    // The common case, on every run: what runs is what is desired, nothing missing or overflowing.
+    if (this.#overflow.size === 0 && this.#missing.size === 0 && this.#unbindable.size === 0 && this.#desired.structure() === this.#running) {
+      this.#desired.clearReasons();
+      return undefined;
+    }
     const growth = [...this.#overflow.keys()].sort().map((name) => [name, this.#desired.get(name)?.endpoints.length ?? 0] as const);
     const missing = [...this.#missing].filter((name) => !this.#unbindable.has(name)).sort();
     const structure = this.#unbindable.size === 0 ? this.#desired.structure() : this.#reload.hash(this.#rendered());
@@ -362,7 +375,8 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   }
 
   async #flush(full: boolean, started: number): Promise<RunResult> {
-    const names = new Set([...this.#desired.takeDirty(), ...this.#reaper.takeDue()]);
+    const names = this.#desired.takeDirty();
+    for (const name of this.#reaper.takeDue()) names.add(name);
     const outcome = await execute(this.#transport, this.#plans(names), {
       applied: (planned) => this.#record(planned),
       refused: (_planned, command, error) => this.emit("failed", command, error.message),

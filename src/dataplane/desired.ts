@@ -18,7 +18,9 @@ interface Pending {
 
 export class DesiredState {
   readonly #backends = new Map<string, Backend>();
-  readonly #dirty = new Set<string>();
+  // structureOf each backend, kept so a change compares against it without computing it again.
+  readonly #structures = new Map<string, string>();
+  #dirty = new Set<string>();
   readonly #pending = new Map<string, Pending>();
   // The newest trigger time observed per Service (namespace/name): each is observed once.
   readonly #observed = new Map<string, number>();
@@ -50,10 +52,12 @@ export class DesiredState {
   /** A backend's new desired state; a no-op when nothing HAProxy serves differs. */
   set(backend: Backend, now: number): void {
     const old = this.#backends.get(backend.name);
-    const structural = old === undefined || structureOf(old) !== structureOf(backend);
+    const structure = structureOf(backend);
+    const structural = old === undefined || this.#structures.get(backend.name) !== structure;
     const endpoints = old === undefined || !sameEndpoints(old, backend);
     if (!structural && !endpoints && old.minSlots === backend.minSlots) return;
     this.#backends.set(backend.name, backend);
+    this.#structures.set(backend.name, structure);
     this.#dirty.add(backend.name);
     if (structural) this.#structureChanged(`${backend.servicePort} ${old ? "changed" : "added"}`);
     if (endpoints) this.#markPending(backend.name, backend.triggerTime, now);
@@ -63,6 +67,7 @@ export class DesiredState {
     const old = this.#backends.get(name);
     if (!old) return;
     this.#backends.delete(name);
+    this.#structures.delete(name);
     this.#observed.delete(serviceOf(old));
     this.#dirty.add(name);
     this.#structureChanged(`${old.servicePort} removed`);
@@ -73,10 +78,10 @@ export class DesiredState {
     for (const name of names) this.#dirty.add(name);
   }
 
-  /** The dirty backends, no longer dirty. */
-  takeDirty(): string[] {
-    const names = [...this.#dirty];
-    this.#dirty.clear();
+  /** The dirty backends, no longer dirty (the caller owns the set). */
+  takeDirty(): Set<string> {
+    const names = this.#dirty;
+    this.#dirty = new Set();
     return names;
   }
 
@@ -127,7 +132,7 @@ export class DesiredState {
   }
 
   clearReasons(): void {
-    this.#reasons.clear();
+    if (this.#reasons.size > 0) this.#reasons.clear(); // clear() allocates a new table, even when empty
   }
 
   #structureChanged(reason: string): void {

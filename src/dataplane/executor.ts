@@ -11,17 +11,14 @@
 import type { KubeHaproxyError } from "../errors.ts";
 import type { HealthCheck } from "../model.ts";
 import {
-  addServer,
-  enableHealth,
   addServerRefusal,
-  delServer,
   delServerRefusal,
   parseShowEnv,
-  setServerAddr,
-  setServerState,
+  serverCommands,
   showEnv,
   showServersState,
   type RuntimeCommand,
+  type ServerCommands,
 } from "../haproxy/commands.ts";
 import { slotName } from "../haproxy/names.ts";
 import { STRUCTURE_ENV } from "../haproxy/render.ts";
@@ -81,7 +78,7 @@ const WRITE_CHUNK = 1024;
  * Sends every planned change. `plans` is pulled lazily, one backend's changes at a time, and a
  * backend is never split across chunks, so nothing planned depends on a reply not yet in.
  */
-export async function execute(transport: Transport, plans: Iterable<readonly PlannedChange[]>, hooks: ExecuteHooks): Promise<ExecuteOutcome> {
+export function execute(transport: Transport, plans: Iterable<readonly PlannedChange[]>, hooks: ExecuteHooks): Promise<ExecuteOutcome> {
   const outcome: ExecuteOutcome = {
     answered: 0,
     failed: 0,
@@ -100,16 +97,19 @@ export async function execute(transport: Transport, plans: Iterable<readonly Pla
     [planned, commands] = [[], []];
     sent.push(transport.executeAll(lines).then((results) => collect(batch, lines, results, outcome, hooks)));
   };
+  // The backend name is validated once per run of changes to the same backend, not per command.
+  let builder: { readonly backend: string; readonly commands: ServerCommands } | undefined;
   for (const changes of plans) {
     for (const change of changes) {
+      if (builder?.backend !== change.backend) builder = { backend: change.backend, commands: serverCommands(change.backend) };
       planned.push(change);
-      commands.push(commandFor(change));
+      commands.push(commandFor(builder.commands, change));
     }
     if (commands.length >= WRITE_CHUNK) send();
   }
   send();
-  await Promise.all(sent);
-  return outcome;
+  // One chunk (a single change, most flushes): no Promise.all on the hot path.
+  return (sent.length === 1 ? sent[0]! : Promise.all(sent)).then(() => outcome);
 }
 
 function collect(
@@ -146,19 +146,19 @@ function collect(
   });
 }
 
-function commandFor({ backend, change, dynamic, healthCheck }: PlannedChange): RuntimeCommand {
+function commandFor(commands: ServerCommands, { change, dynamic, healthCheck }: PlannedChange): RuntimeCommand {
   const server = slotName(change.slot, dynamic);
   switch (change.kind) {
     case "addr":
-      return setServerAddr(backend, server, change.ip, change.port);
+      return commands.setAddr(server, change.ip, change.port);
     case "state":
-      return setServerState(backend, server, change.state);
+      return commands.setState(server, change.state);
     case "add":
-      return addServer(backend, server, change.ip, change.port, healthCheck);
+      return commands.add(server, change.ip, change.port, healthCheck);
     case "del":
-      return delServer(backend, server);
+      return commands.del(server);
     case "health":
-      return enableHealth(backend, server);
+      return commands.enableHealth(server);
   }
 }
 

@@ -124,15 +124,19 @@ export interface PlanInput {
 export function planBackendSync(input: PlanInput): BackendPlan {
   const byKey = new Map<string, Endpoint>(input.endpoints.map((endpoint) => [endpointKey(endpoint), endpoint]));
   const { assignment, overflow } = assignSlots(input.previous, [...byKey.keys()], input.slots);
-  const planned = [...input.slots];
-  const dynamic = new Set(input.dynamic);
-  if (input.growable) {
-    let next = planned.length === 0 ? 1 : planned[planned.length - 1]! + 1;
+  // Copied only when dynamic servers are added: the common plan fits its slots.
+  let planned = input.slots;
+  let dynamic = input.dynamic;
+  if (input.growable && overflow.length > 0) {
+    const grown = [...input.slots];
+    const added = new Set(input.dynamic);
+    let next = grown.length === 0 ? 1 : grown[grown.length - 1]! + 1;
     for (const key of overflow) {
       assignment.set(key, next);
-      dynamic.add(next);
-      planned.push(next++);
+      added.add(next);
+      grown.push(next++);
     }
+    [planned, dynamic] = [grown, added];
   }
   const bySlot = new Map<number, Endpoint>();
   for (const [key, slot] of assignment) bySlot.set(slot, byKey.get(key)!);

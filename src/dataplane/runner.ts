@@ -65,16 +65,21 @@ export class Runner {
   readonly #clock: Clock;
   // The earliest time a run was asked for; undefined when none is (maxInterval may still run one).
   #due: number | undefined;
-  #running: Promise<void> | undefined;
+  // True from a run's start until it ended; #ended resolves then (stop() waits for it).
+  #running = false;
+  #ended: Promise<void> | undefined;
   // When the last run started: min and max intervals count from it (max from start() before any run).
   #lastStart = -Infinity;
   #startedAt = -Infinity;
   #backoffMs = 0;
   // No run starts before this: the backoff after a failed run.
   #backoffUntil = -Infinity;
-  // The one armed timer and when it fires.
+  // The timer for the run asked for (#due) and when it fires.
   #cancel: Cancel | undefined;
   #timerAt = Infinity;
+  // The max-interval timer. Not moved by every run (a timer armed and cleared per change costs
+  // the hot path): when it fires early, because a run started meanwhile, it re-arms for the rest.
+  #cancelPeriodic: Cancel | undefined;
   #started = false;
 
   constructor(options: RunnerOptions) {
@@ -86,19 +91,21 @@ export class Runner {
     if (this.#started) return;
     this.#started = true;
     this.#startedAt = this.#clock.now();
-    this.#arm();
+    this.#armPeriodic(this.#options.maxIntervalMs ?? 0);
   }
 
   /** No run starts after this; resolves once the one running (if any) ended. */
   async stop(): Promise<void> {
     this.#started = false;
     this.#disarm();
-    await this.#running;
+    this.#cancelPeriodic?.();
+    this.#cancelPeriodic = undefined;
+    await this.#ended;
   }
 
   /** True while a run is in progress. */
   get running(): boolean {
-    return this.#running !== undefined;
+    return this.#running;
   }
 
   run(): void {
@@ -121,14 +128,10 @@ export class Runner {
     this.#arm();
   }
 
-  /** Arms the timer for the next allowed run; a run in progress re-arms when it ends. */
+  /** Arms the timer for the run asked for, as allowed; a run in progress re-arms when it ends. */
   #arm(): void {
-    if (!this.#started || this.#running) return;
-    const { minIntervalMs = 0, maxIntervalMs = 0 } = this.#options;
-    let at: number;
-    if (this.#due !== undefined) at = Math.max(this.#due, this.#lastStart + minIntervalMs, this.#backoffUntil);
-    else if (maxIntervalMs > 0) at = Math.max(Math.max(this.#lastStart, this.#startedAt) + maxIntervalMs, this.#backoffUntil);
-    else return;
+    if (!this.#started || this.#running || this.#due === undefined) return;
+    const at = Math.max(this.#due, this.#lastStart + (this.#options.minIntervalMs ?? 0), this.#backoffUntil);
     if (this.#cancel && this.#timerAt <= at) return;
     this.#disarm();
     this.#timerAt = at;
@@ -141,36 +144,55 @@ export class Runner {
     this.#timerAt = Infinity;
   }
 
+  /** The max interval: a run once none started for that long (asked as any other, so backoff applies). */
+  #armPeriodic(ms: number): void {
+    const { maxIntervalMs = 0 } = this.#options;
+    if (maxIntervalMs <= 0) return;
+    this.#cancelPeriodic = this.#clock.schedule(() => {
+      const due = Math.max(this.#lastStart, this.#startedAt) + maxIntervalMs;
+      const now = this.#clock.now();
+      if (due <= now) this.#ask(now);
+      this.#armPeriodic(due <= now ? maxIntervalMs : due - now);
+    }, ms);
+  }
+
   #fire(): void {
     this.#cancel = undefined;
     this.#timerAt = Infinity;
     if (!this.#started || this.#running) return;
     this.#due = undefined;
     this.#lastStart = this.#clock.now();
-    // #running is set before the run begins (a microtask later), so asks made from inside it wait.
-    this.#running = Promise.resolve().then(() => this.#once()).finally(() => {
-      this.#running = undefined;
-      this.#arm();
-      this.#options.afterRun?.();
-    });
+    // Set before the run begins, so asks made from inside it wait for its end.
+    this.#running = true;
+    let run: Promise<RunResult>;
+    try {
+      run = this.#options.run();
+    } catch (error) {
+      run = Promise.reject(error);
+    }
+    this.#ended = run.then(
+      (result) => this.#ran(result),
+      (error: unknown) => {
+        this.#options.onError(error);
+        this.#ran("failed");
+      },
+    );
   }
 
-  async #once(): Promise<void> {
-    let result: RunResult;
-    try {
-      result = await this.#options.run();
-    } catch (error) {
-      this.#options.onError(error);
-      result = "failed";
-    }
+  /** A run ended: the backoff after a failure (reset by a success), then the next run as asked. */
+  #ran(result: RunResult): void {
     if (result === "done") {
       this.#backoffMs = 0;
       this.#backoffUntil = -Infinity;
-      return;
+    } else {
+      const { backoffMinMs = 100, backoffMaxMs = 10_000 } = this.#options;
+      this.#backoffMs = Math.min(backoffMaxMs, Math.max(backoffMinMs, this.#backoffMs * 2));
+      this.#backoffUntil = this.#clock.now() + this.#backoffMs;
+      this.#due = Math.min(this.#due ?? Infinity, this.#clock.now());
     }
-    const { backoffMinMs = 100, backoffMaxMs = 10_000 } = this.#options;
-    this.#backoffMs = Math.min(backoffMaxMs, Math.max(backoffMinMs, this.#backoffMs * 2));
-    this.#backoffUntil = this.#clock.now() + this.#backoffMs;
-    this.#due = Math.min(this.#due ?? Infinity, this.#clock.now());
+    this.#running = false;
+    this.#ended = undefined;
+    this.#arm();
+    this.#options.afterRun?.();
   }
 }

@@ -57,19 +57,46 @@ export function checkState(value: string): ServerState {
   return value as ServerState;
 }
 
-function server(backend: string, name: string): string {
-  return `${checkName("backend", backend)}/${checkName("server", name)}`;
+/**
+ * Commands for the servers of one backend. Its name is validated once here, not per command (a
+ * flush builds every command of a backend from one of these); every server name, address, port
+ * and state is still validated in each command.
+ */
+export interface ServerCommands {
+  setAddr(server: string, ip: string, port: number): RuntimeCommand;
+  setState(server: string, state: ServerState): RuntimeCommand;
+  /**
+   * A dynamic server (HAProxy ≥ 2.6). `default-server` does not apply to it, so the caller
+   * passes every parameter the template servers have (the health check); it starts in
+   * maintenance, and its check stays off until `enableHealth` (send that before `state ready`).
+   */
+  add(server: string, ip: string, port: number, healthCheck?: HealthCheck): RuntimeCommand;
+  /** Starts the health check of a server added with `check` (HAProxy leaves it off). */
+  enableHealth(server: string): RuntimeCommand;
+  del(server: string): RuntimeCommand;
 }
 
-export function setServerAddr(backend: string, name: string, ip: string, port: number): RuntimeCommand {
+export function serverCommands(backend: string): ServerCommands {
+  const prefix = `${checkName("backend", backend)}/`;
+  const server = (name: string): string => prefix + checkName("server", name);
   return {
-    line: `set server ${server(backend, name)} addr ${checkAddress(ip)} port ${checkPort(port)}`,
-    expect: "addr-changed",
+    setAddr: (name, ip, port) => ({ line: `set server ${server(name)} addr ${checkAddress(ip)} port ${checkPort(port)}`, expect: "addr-changed" }),
+    setState: (name, state) => ({ line: `set server ${server(name)} state ${checkState(state)}`, expect: "empty" }),
+    add: (name, ip, port, healthCheck) => {
+      const check = healthCheck === undefined ? "" : ` ${healthCheckParams(healthCheck)}`;
+      return { line: `add server ${server(name)} ${formatHostPort(checkAddress(ip), checkPort(port))} disabled${check}`, expect: "server-added" };
+    },
+    enableHealth: (name) => ({ line: `enable health ${server(name)}`, expect: "empty" }),
+    del: (name) => ({ line: `del server ${server(name)}`, expect: "server-deleted" }),
   };
 }
 
+export function setServerAddr(backend: string, name: string, ip: string, port: number): RuntimeCommand {
+  return serverCommands(backend).setAddr(name, ip, port);
+}
+
 export function setServerState(backend: string, name: string, state: ServerState): RuntimeCommand {
-  return { line: `set server ${server(backend, name)} state ${checkState(state)}`, expect: "empty" };
+  return serverCommands(backend).setState(name, state);
 }
 
 export function showServersState(backend?: string): RuntimeCommand {
@@ -79,22 +106,13 @@ export function showServersState(backend?: string): RuntimeCommand {
   };
 }
 
-/**
- * A dynamic server (HAProxy ≥ 2.6). `default-server` does not apply to it, so the caller
- * passes every parameter the template servers have (the health check); it starts in
- * maintenance, and its check stays off until `enableHealth` (send that before `state ready`).
- */
+/** A dynamic server: ServerCommands.add. */
 export function addServer(backend: string, name: string, ip: string, port: number, healthCheck?: HealthCheck): RuntimeCommand {
-  const check = healthCheck === undefined ? "" : ` ${healthCheckParams(healthCheck)}`;
-  return {
-    line: `add server ${server(backend, name)} ${formatHostPort(checkAddress(ip), checkPort(port))} disabled${check}`,
-    expect: "server-added",
-  };
+  return serverCommands(backend).add(name, ip, port, healthCheck);
 }
 
-/** Starts the health check of a server added with `check` (HAProxy leaves it off). */
 export function enableHealth(backend: string, name: string): RuntimeCommand {
-  return { line: `enable health ${server(backend, name)}`, expect: "empty" };
+  return serverCommands(backend).enableHealth(name);
 }
 
 /**
@@ -112,7 +130,7 @@ export function healthCheckParams({ intervalMs }: HealthCheck): string {
 }
 
 export function delServer(backend: string, name: string): RuntimeCommand {
-  return { line: `del server ${server(backend, name)}`, expect: "server-deleted" };
+  return serverCommands(backend).del(name);
 }
 
 /** Why HAProxy refused `del server`: it still has connections (try later), or anything else. */

@@ -84,14 +84,14 @@ export class ReplyDecoder {
       return [];
     }
     // Only the text after the last prompt stays pending; it is checked against the limit below.
-    const text = this.#pending.take() + chunk;
+    const text = this.#pending.length === 0 ? chunk : this.#pending.take() + chunk;
     const bodies: string[] = [];
     let start = 0;
     for (let at = text.indexOf(PROMPT); at !== -1; at = text.indexOf(PROMPT, start)) {
       bodies.push(stripNewlines(text.slice(start, at)));
       start = at + PROMPT.length;
     }
-    this.#pending.push(text.slice(start));
+    if (start < text.length) this.#pending.push(text.slice(start));
     return bodies;
   }
 
@@ -133,6 +133,14 @@ export class ClosedReply {
 
   push(chunk: string): void {
     this.#pieces.push(chunk);
+  }
+
+  /**
+   * Whether anything came: HAProxy answers every command with at least a newline (an empty
+   * body is "\n", measured on 2.6 and 3.4), so a connection closed with nothing sent is no answer.
+   */
+  get answered(): boolean {
+    return this.#pieces.length > 0;
   }
 
   /** The body, trailing newlines stripped as for prompt-mode replies. */

@@ -57,11 +57,24 @@ export interface RuntimeClientOptions {
 
 export type CommandResult = { readonly ok: true; readonly reply: string } | { readonly ok: false; readonly error: KubeHaproxyError };
 
+/** The commands of one executeAll: each entry fills in its result, the last one resolves them all. */
+interface Batch {
+  readonly results: CommandResult[];
+  remaining: number;
+  readonly resolve: (results: CommandResult[]) => void;
+}
+
 interface Entry {
   readonly command: RuntimeCommand;
-  readonly settle: (result: CommandResult) => void;
   /** The line and its newline, in bytes. */
   readonly bytes: number;
+  readonly batch: Batch;
+  readonly index: number;
+}
+
+function settle({ batch, index }: Entry, result: CommandResult): void {
+  batch.results[index] = result;
+  if (--batch.remaining === 0) batch.resolve(batch.results);
 }
 
 type Events = { connect: []; disconnect: [error: Error] };
@@ -173,17 +186,14 @@ export class RuntimeClient extends EventEmitter<Events> {
     const results = new Array<CommandResult>(commands.length);
     if (commands.length === 0) return Promise.resolve(results);
     return new Promise((resolve) => {
-      let remaining = commands.length;
-      const settleAt = (i: number) => (result: CommandResult): void => {
-        results[i] = result;
-        if (--remaining === 0) resolve(results);
-      };
-      for (let i = 0; i < commands.length; i++) {
-        const command = commands[i]!;
+      const batch: Batch = { results, remaining: commands.length, resolve };
+      for (let index = 0; index < commands.length; index++) {
+        const command = commands[index]!;
         const bytes = Buffer.byteLength(command.line) + 1;
+        const entry = { command, bytes, batch, index };
         const refusal = this.#refuse(command, bytes);
-        if (refusal) settleAt(i)({ ok: false, error: refusal });
-        else this.#queue.push({ command, settle: settleAt(i), bytes });
+        if (refusal) settle(entry, { ok: false, error: refusal });
+        else this.#queue.push(entry);
       }
       this.#pump();
     });
@@ -236,7 +246,8 @@ export class RuntimeClient extends EventEmitter<Events> {
     let failure: Error | undefined;
     socket.on("connect", () => {
       // `prompt` switches to interactive mode: the connection stays open and replies are framed.
-      this.#writeEntry({ command: HANDSHAKE, settle: () => {}, bytes: HANDSHAKE.line.length + 1 });
+      const batch: Batch = { results: [], remaining: 1, resolve: () => {} };
+      this.#writeEntry({ command: HANDSHAKE, bytes: HANDSHAKE.line.length + 1, batch, index: 0 });
       socket.write(`${HANDSHAKE.line}\n`);
     });
     socket.on("data", (chunk: string) => this.#onData(chunk));
@@ -267,7 +278,7 @@ export class RuntimeClient extends EventEmitter<Events> {
       }
       this.#inFlightBytes -= entry.bytes;
       const error = checkReply(entry.command, body);
-      entry.settle(error ? { ok: false, error } : { ok: true, reply: body });
+      settle(entry, error ? { ok: false, error } : { ok: true, reply: body });
     }
     if (bodies.length > 0) this.#progressed();
   }
@@ -296,7 +307,7 @@ export class RuntimeClient extends EventEmitter<Events> {
         if (this.#single !== single) return;
         this.#single = undefined;
         const error = checkReply(entry.command, body);
-        entry.settle(error ? { ok: false, error } : { ok: true, reply: body });
+        settle(entry, error ? { ok: false, error } : { ok: true, reply: body });
         this.#progressed();
       },
       (error: KubeHaproxyError) => {
@@ -305,18 +316,18 @@ export class RuntimeClient extends EventEmitter<Events> {
     );
   }
 
-  /** The oldest command waiting starts its timeout now. */
+  /**
+   * The oldest command waiting starts its timeout now. The timer is not moved per command nor
+   * cleared when the pipe empties (a timer armed and cleared per change costs the hot path):
+   * it fires at the latest a timeout after any start, then re-arms for the rest or lapses.
+   */
   #waitFromNow(): void {
     this.#lastProgress = performance.now();
-    this.#armTimer(this.#options.commandTimeoutMs);
+    if (this.#timer === undefined) this.#armTimer(this.#options.commandTimeoutMs);
   }
 
   #progressed(): void {
     this.#lastProgress = performance.now();
-    if (this.#inFlight.size === 0 && !this.#single) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
     this.#pump();
   }
 
@@ -327,6 +338,7 @@ export class RuntimeClient extends EventEmitter<Events> {
   }
 
   #onTimer(): void {
+    this.#timer = undefined;
     const entry = this.#single?.entry ?? this.#inFlight.peek();
     if (!entry) return;
     const waited = performance.now() - this.#lastProgress;
@@ -360,7 +372,7 @@ export class RuntimeClient extends EventEmitter<Events> {
     this.#decoder.reset();
     pending.forEach((entry, i) => {
       const own = i === 0 ? error : new KubeHaproxyError("E_CONNECTION_CLOSED", error.message, { command: entry.command.line, cause: error });
-      entry.settle({ ok: false, error: own });
+      settle(entry, { ok: false, error: own });
     });
     if (wasConnected) this.emit("disconnect", error);
     if (!this.#closed && socket) this.#scheduleReconnect();

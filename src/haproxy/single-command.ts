@@ -35,6 +35,9 @@ export function singleCommand(address: string, line: string, maxReplyChars: numb
     });
     socket.on("close", () => {
       if (cancelled) return;
+      // No answer at all (not even the newline of an empty one) is not an empty reply: read as
+      // one, an empty `show servers state` would say HAProxy has no servers.
+      failure ??= received.answered ? undefined : new Error("closed without an answer");
       if (!failure) resolve(received.body());
       else if (failure instanceof KubeHaproxyError) reject(failure);
       else reject(new KubeHaproxyError("E_CONNECTION_CLOSED", `runtime connection to ${address} for "${line}" failed: ${failure.message}`, { command: line, cause: failure }));

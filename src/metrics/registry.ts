@@ -1,8 +1,9 @@
 // A small Prometheus registry: counters, gauges and histograms with fixed label names, rendered
 // in text exposition format 0.0.4. No dependency, no timers, no I/O.
 //
-// Each metric keeps its series in a Map keyed by the JSON of its label values (in labelNames
-// order); rendering sorts metrics by name and series by label values, so output is deterministic.
+// Each metric keeps its series in nested Maps, one level per label name (in labelNames order), so
+// an update finds its series without building a key (the data plane sets gauges on every change);
+// rendering sorts metrics by name and series by label values, so output is deterministic.
 
 /** Label values by label name. A metric's type parameter may narrow the values (`"ok" | "error"`). */
 export type LabelSet = Readonly<Record<string, string>>;
@@ -27,6 +28,8 @@ export const DEFAULT_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1
 type Args<T extends LabelSet> = [keyof T] extends [never] ? [value?: number] : [labels: T, value?: number];
 type SetArgs<T extends LabelSet> = [keyof T] extends [never] ? [value: number] : [labels: T, value: number];
 type Series<S> = { readonly values: readonly string[]; readonly state: S };
+/** One level per label name; the last level maps the last label's value to its series. */
+type Level<S> = Map<string, Level<S> | Series<S>>;
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
@@ -36,8 +39,10 @@ abstract class Metric<S> {
   readonly name: string;
   readonly help: string;
   readonly labelNames: readonly string[];
-  /** Invariant: every key is JSON.stringify(values) and values has labelNames.length strings. */
-  readonly #series = new Map<string, Series<S>>();
+  /** Invariant: a series sits at the path of its values, and values has labelNames.length strings. */
+  readonly #root: Level<S> = new Map();
+  // The same series, in creation order (for render); a label-less metric's is at most one.
+  #all: Series<S>[] = [];
   readonly #initial: () => S;
 
   constructor(options: MetricOptions<string>, initial: () => S, reserved: readonly string[] = []) {
@@ -55,13 +60,14 @@ abstract class Metric<S> {
 
   /** Drops every series; a label-less metric reads as its initial value again. */
   reset(): void {
-    this.#series.clear();
+    this.#root.clear();
+    this.#all = [];
   }
 
   render(): string {
     let out = `# HELP ${this.name} ${this.help.replaceAll("\\", "\\\\").replaceAll("\n", "\\n")}\n`;
     out += `# TYPE ${this.name} ${this.type}\n`;
-    const series = [...this.#series.values()].sort((a, b) => compareValues(a.values, b.values));
+    const series = [...this.#all].sort((a, b) => compareValues(a.values, b.values));
     if (series.length === 0 && this.labelNames.length === 0) series.push({ values: [], state: this.#initial() });
     for (const { values, state } of series) {
       const pairs = values.map((value, i) => `${this.labelNames[i]}="${escapeLabelValue(value)}"`);
@@ -74,30 +80,44 @@ abstract class Metric<S> {
 
   /** The series for these labels, created on first use. */
   protected series(labels: LabelSet | undefined): S {
-    const values = this.#values(labels);
-    const key = JSON.stringify(values);
-    let series = this.#series.get(key);
-    if (!series) this.#series.set(key, (series = { values, state: this.#initial() }));
-    return series.state;
+    return this.#find(labels ?? {}, true)!.state;
   }
 
   protected peek(labels: LabelSet | undefined): S | undefined {
-    return this.#series.get(JSON.stringify(this.#values(labels)))?.state;
+    return this.#find(labels ?? {}, false)?.state;
   }
 
   protected sample(suffix: string, pairs: readonly string[], value: number): string {
     return `${this.name}${suffix}${pairs.length > 0 ? `{${pairs.join(",")}}` : ""} ${formatNumber(value)}\n`;
   }
 
-  #values(labels: LabelSet | undefined): string[] {
-    const given = labels ?? {};
-    const unknown = Object.keys(given).find((name) => !this.labelNames.includes(name));
-    if (unknown !== undefined) throw new TypeError(`${this.name}: unknown label ${JSON.stringify(unknown)}`);
-    return this.labelNames.map((name) => {
-      const value: unknown = given[name];
-      if (typeof value !== "string") throw new TypeError(`${this.name}: label ${name} must be a string, got ${typeof value}`);
-      return value;
-    });
+  /** The series at the path of the labels' values (built with `create`); every label checked first. */
+  #find(given: LabelSet, create: boolean): Series<S> | undefined {
+    const names = this.labelNames;
+    for (const name in given) if (!names.includes(name)) throw new TypeError(`${this.name}: unknown label ${JSON.stringify(name)}`);
+    for (const name of names) {
+      if (typeof given[name] !== "string") throw new TypeError(`${this.name}: label ${name} must be a string, got ${typeof given[name]}`);
+    }
+    // A label-less metric's one series sits under "".
+    const depth = Math.max(1, names.length);
+    let level = this.#root;
+    for (let i = 0; ; i++) {
+      const value = names.length === 0 ? "" : given[names[i]!]!;
+      const node = level.get(value);
+      if (i === depth - 1) {
+        if (node !== undefined || !create) return node as Series<S> | undefined;
+        const series: Series<S> = { values: names.map((name) => given[name]!), state: this.#initial() };
+        level.set(value, series);
+        this.#all.push(series);
+        return series;
+      }
+      let next = node as Level<S> | undefined;
+      if (next === undefined) {
+        if (!create) return undefined;
+        level.set(value, (next = new Map()));
+      }
+      level = next;
+    }
   }
 }
 
@@ -120,7 +140,8 @@ export class Counter<T extends LabelSet = NoLabels> extends Scalar<T> {
   readonly type = "counter";
 
   inc(...args: Args<T>): void {
-    const [labels, value] = split(this.name, args, 1);
+    const labels = labelsOf(args);
+    const value = valueOf(this.name, args, 1);
     if (value < 0) throw new TypeError(`${this.name}: a counter only goes up, got ${value}`);
     this.series(labels).value += value;
   }
@@ -130,17 +151,20 @@ export class Gauge<T extends LabelSet = NoLabels> extends Scalar<T> {
   readonly type = "gauge";
 
   set(...args: SetArgs<T>): void {
-    const [labels, value] = split(this.name, args);
+    const labels = labelsOf(args);
+    const value = valueOf(this.name, args);
     this.series(labels).value = value;
   }
 
   inc(...args: Args<T>): void {
-    const [labels, value] = split(this.name, args, 1);
+    const labels = labelsOf(args);
+    const value = valueOf(this.name, args, 1);
     this.series(labels).value += value;
   }
 
   dec(...args: Args<T>): void {
-    const [labels, value] = split(this.name, args, 1);
+    const labels = labelsOf(args);
+    const value = valueOf(this.name, args, 1);
     this.series(labels).value -= value;
   }
 }
@@ -161,7 +185,8 @@ export class Histogram<T extends LabelSet = NoLabels> extends Metric<HistogramSt
   }
 
   observe(...args: SetArgs<T>): void {
-    const [labels, value] = split(this.name, args);
+    const labels = labelsOf(args);
+    const value = valueOf(this.name, args);
     const state = this.series(labels);
     const bucket = this.buckets.findIndex((bound) => value <= bound);
     if (bucket >= 0) state.counts[bucket]! += 1; // beyond the last bound only +Inf counts it
@@ -189,6 +214,7 @@ export class Histogram<T extends LabelSet = NoLabels> extends Metric<HistogramSt
 export class Registry {
   /** By metric name; names are unique. */
   readonly #metrics = new Map<string, Metric<unknown>>();
+  readonly #collectors: (() => void)[] = [];
 
   counter<const N extends string = never>(options: MetricOptions<N>): Counter<Record<N, string>> {
     return this.#add(new Counter<Record<N, string>>(options));
@@ -202,8 +228,17 @@ export class Registry {
     return this.#add(new Histogram<Record<N, string>>(options));
   }
 
+  /**
+   * `collect` runs before every render: it sets gauges whose values live elsewhere at scrape
+   * time, instead of on every change that moves them.
+   */
+  onRender(collect: () => void): void {
+    this.#collectors.push(collect);
+  }
+
   /** Every metric, sorted by name, in text exposition format 0.0.4. */
   render(): string {
+    for (const collect of this.#collectors) collect();
     return [...this.#metrics.values()]
       .sort((a, b) => (a.name < b.name ? -1 : 1))
       .map((metric) => metric.render())
@@ -217,12 +252,16 @@ export class Registry {
   }
 }
 
-/** Labels and a checked value from `(value?)` or `(labels, value?)`. */
-function split<T extends LabelSet>(name: string, args: Args<T> | SetArgs<T>, fallback?: number): [T | undefined, number] {
-  const [labels, value] = typeof args[0] === "object" ? [args[0], args[1]] : [undefined, args[0]];
-  const number: unknown = value ?? fallback;
+/** The labels of `(value?)` or `(labels, value?)`. No tuple built: metrics are updated on every change. */
+function labelsOf<T extends LabelSet>(args: Args<T> | SetArgs<T>): T | undefined {
+  return typeof args[0] === "object" ? (args[0] as T) : undefined;
+}
+
+/** The checked value of `(value?)` or `(labels, value?)`. */
+function valueOf<T extends LabelSet>(name: string, args: Args<T> | SetArgs<T>, fallback?: number): number {
+  const number: unknown = (typeof args[0] === "object" ? args[1] : args[0]) ?? fallback;
   if (typeof number !== "number" || Number.isNaN(number)) throw new TypeError(`${name}: expected a number, got ${String(number)}`);
-  return [labels, number];
+  return number;
 }
 
 function formatNumber(value: number): string {
