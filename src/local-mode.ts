@@ -4,7 +4,7 @@
 
 import { BlockList } from "node:net";
 import { networkInterfaces } from "node:os";
-import { checkConfig, installCapture, readCapture, updateCapture, type CaptureConfig, type NftOptions } from "./capture/index.ts";
+import { checkConfig, installCapture, readCaptureState, updateCapture, type CaptureConfig, type NftOptions } from "./capture/index.ts";
 import { checkKey, parseCidr } from "./capture/spec.ts";
 import type { CaptureDriver, LocalOptions } from "./dataplane/local.ts";
 import { layoutBackend } from "./dataplane/planner.ts";
@@ -58,7 +58,7 @@ export function captureDriver(options: Options, nft: NftOptions = {}): CaptureDr
   let config = captureConfig(options, { first: options.capturePort, last: options.capturePort });
   const checked = checkConfig(config);
   return {
-    read: () => readCapture(nft),
+    read: () => readCaptureState(nft),
     install: async (listenPorts) => {
       config = captureConfig(options, listenPorts);
       await installCapture(config, nft);

@@ -90,7 +90,16 @@ export interface Backend {
   readonly endpoints: readonly Endpoint[];
   /** The newest `endpoints.kubernetes.io/last-change-trigger-time`, in ms since the epoch. */
   readonly triggerTime?: number;
+  /**
+   * Local/mesh: what the kernel does with a new connection while `endpoints` is empty (kube-proxy's
+   * verdicts): `drop` when other nodes have endpoints this node may not use (a Local traffic
+   * policy), else (absent) `reject`.
+   */
+  readonly noEndpointVerdict?: NoEndpointVerdict;
 }
+
+/** kube-proxy's answer to a new connection to a Service port without endpoints: refused at once, or dropped. */
+export type NoEndpointVerdict = "reject" | "drop";
 
 export function endpointKey(endpoint: { readonly ip: string; readonly port: number }): string {
   return formatHostPort(endpoint.ip, endpoint.port);
@@ -115,7 +124,11 @@ export const MAX_NAME_LENGTH = 100;
  * names are cut and suffixed with a hash of the whole name, which keeps them unique.
  */
 export function backendName(namespace: string, service: string, port: string | number): string {
-  const full = `${namespace}:${service}:${port}`;
+  return shortenName(`${namespace}:${service}:${port}`);
+}
+
+/** A name of at most MAX_NAME_LENGTH: longer ones cut and suffixed with a hash of the whole, which keeps them unique. */
+export function shortenName(full: string): string {
   if (full.length <= MAX_NAME_LENGTH) return full;
   const hash = createHash("sha256").update(full).digest("hex").slice(0, 10);
   return `${full.slice(0, MAX_NAME_LENGTH - hash.length - 1)}-${hash}`;

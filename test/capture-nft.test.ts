@@ -9,6 +9,7 @@ import {
   cleanupCapture,
   installCapture,
   readCapture,
+  readCaptureState,
   syncCapture,
   updateCapture,
   type CaptureConfig,
@@ -80,6 +81,22 @@ describe("capture in the kernel (nft)", netnsTestOptions(), () => {
     // Back to local mode: capture keeps only what local mode may hold.
     assert.deepEqual(await installCapture(config, nft), { kept: 0, dropped: 3 });
     assert.doesNotMatch(await ruleset(), /nodeports/);
+  });
+
+  test("no-endpoint elements: nft takes the verdict maps, capture keeps what still fits, a verdict changes in one transaction", async (t) => {
+    const { nft, ruleset } = await node(t);
+    const mesh: CaptureConfig = { ...config, mesh: { nodePortAddresses: [] } };
+    await installCapture(mesh, nft);
+    const reject = { ip: "198.18.128.10", port: 80, verdict: "reject" } as const;
+    await updateCapture(mesh, { remove: [], add: [], noEndpoints: { remove: [], add: [reject, { ip: "198.19.0.1", port: 80, verdict: "drop" }, { port: 30080, verdict: "reject" }] } }, nft);
+    assert.match(await ruleset(), /198\.18\.128\.10 \. 80 : goto no-endpoint-reject/);
+    await updateCapture(mesh, { remove: [], add: [], noEndpoints: { remove: [{ port: 30080 }], add: [{ port: 30080, verdict: "drop" }] } }, nft);
+    const state = async () => ((await readCaptureState(nft))?.noEndpoints ?? []).map((e) => `${e.ip ?? "*"} ${e.port} ${e.verdict}`).sort();
+    assert.deepEqual(await state(), ["* 30080 drop", "198.18.128.10 80 reject", "198.19.0.1 80 drop"]);
+    assert.deepEqual(await installCapture(mesh, nft), { kept: 0, dropped: 0 });
+    assert.deepEqual(await state(), ["* 30080 drop", "198.18.128.10 80 reject", "198.19.0.1 80 drop"], "capture again keeps them");
+    await installCapture(config, nft);
+    assert.deepEqual(await state(), ["198.18.128.10 80 reject"], "local mode keeps only what it may hold");
   });
 
   test("sync installs a missing table, then applies only differences", async (t) => {

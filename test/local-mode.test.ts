@@ -58,13 +58,13 @@ test("local mode: the sidecar serves ClusterIPs through the pool, Services come 
     assert.equal(await reloadCount(haproxy.masterSocket), reloads, "no reload for a deleted Service");
   });
 
-  await t.test("internalTrafficPolicy Local: only this node's endpoints; none on this node: no servers", async () => {
+  await t.test("internalTrafficPolicy Local: only this node's endpoints; none on this node: dropped (kube-proxy), never other nodes'", async () => {
     api.upsert("services", service("itp", "198.18.128.12", [80], (s) => (s.spec!.internalTrafficPolicy = "Local")));
     api.upsert("endpointslices", slice("itp", [80], PODS, onNodes(["node-a", "node-b"])));
     await until(client, "198.18.128.12", 80, "response", "itp served");
     assert.deepEqual(await bodies(client, "198.18.128.12", 80), new Set(["pod1"]));
     api.upsert("endpointslices", slice("itp", [80], PODS, onNodes(["node-b", "node-c"])));
-    await waitFor(async () => (await client.http("198.18.128.12", 80, 1_000)).kind !== "response", 15_000, "itp without local endpoints");
+    await waitFor(async () => (await client.http("198.18.128.12", 80, 1_000)).kind === "timeout", 15_000, "itp without local endpoints: dropped");
     assert.equal(await reloadCount(haproxy.masterSocket), reloads);
   });
 

@@ -13,7 +13,7 @@ function recordingDriver() {
   const kernel = new Map<string, PoolEntry>();
   const updates: { remove: readonly PoolEntry[]; add: readonly PoolEntry[] }[] = [];
   const driver: CaptureDriver = {
-    read: async () => [...kernel.values()],
+    read: async () => ({ entries: [...kernel.values()], noEndpoints: [] }),
     install: async () => {},
     update: async (changes) => {
       updates.push(changes);
@@ -26,7 +26,9 @@ function recordingDriver() {
 }
 
 function backend(name: string, binds: Backend["binds"], extra: Partial<Backend> = {}): Backend {
-  return { name, servicePort: `default/${name}`, mode: "tcp", algorithm: "roundrobin", binds, minSlots: 2, endpoints: [], ...extra };
+  // With an endpoint: a Service port without one is refused, not captured (test/local-dataplane.test.ts).
+  const endpoints = [{ ip: "10.0.0.1", port: 8080, state: "ready" as const }];
+  return { name, servicePort: `default/${name}`, mode: "tcp", algorithm: "roundrobin", binds, minSlots: 2, endpoints, ...extra };
 }
 
 async function settle(pool: LocalPool): Promise<void> {

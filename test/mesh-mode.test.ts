@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
 import type { V1Service, V1ServicePort } from "@kubernetes/client-node";
-import { readCapture } from "../src/capture/index.ts";
+import { readCapture, readCaptureState } from "../src/capture/index.ts";
 import { reloadCount } from "../src/haproxy/master.ts";
 import { silentLogger } from "../src/log.ts";
 import { startSidecar, type Sidecar } from "../src/sidecar.ts";
@@ -131,13 +131,14 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
     assert.deepEqual(JSON.parse(body), { service: { namespace: "default", name: "etp" }, localEndpoints: 1, serviceProxyHealthy: true });
   });
 
-  await t.test("the node-local pod goes: health check 503 with localEndpoints 0, external traffic refused, ClusterIP still served, the node itself still served", async () => {
+  await t.test("the node-local pod goes: health check 503 with localEndpoints 0, external traffic dropped, ClusterIP still served, the node itself still served", async () => {
     api.upsert("endpointslices", slice("etp", http(), [PODS[1]!], ["node-b"]));
     await until(outside, NODE_OUTSIDE_IP, HEALTH_PORT, (o) => o.kind === "response" && o.status === 503, "health check 503");
     const health = (await outside.http(NODE_OUTSIDE_IP, HEALTH_PORT)) as Extract<Outcome, { kind: "response" }>;
     assert.deepEqual(JSON.parse(health.body), { service: { namespace: "default", name: "etp" }, localEndpoints: 0, serviceProxyHealthy: true });
-    await until(outside, "198.18.201.2", 80, (o) => !answered(o), "eTP Local without local endpoints");
-    assert.notEqual((await outside.http(NODE_OUTSIDE_IP, 30082)).kind, "response", "never another node's pod");
+    // kube-proxy drops it (another node may have endpoints), never sends it to another node's pod.
+    await until(outside, "198.18.201.2", 80, (o) => o.kind === "timeout", "eTP Local without local endpoints: dropped");
+    assert.deepEqual(await outside.http(NODE_OUTSIDE_IP, 30082, 1_500), { kind: "timeout" });
     assert.deepEqual(await bodies(client, "198.18.128.43", 80), new Set(["pod2"]));
     assert.deepEqual(await bodies(agents.node, "198.18.201.2", 80), new Set(["pod2"]), "no local endpoint: the node itself still gets an answer");
     assert.deepEqual(await bodies(agents.node, NODE_OUTSIDE_IP, 30082), new Set(["pod2"]));
@@ -156,6 +157,24 @@ test("mesh mode: externalIPs, NodePorts and load balancer IPs from outside the n
     assert.equal((await client.http("198.18.201.3", 80, 1_000)).kind, "timeout", "the client pod no longer is");
     assert.deepEqual(await bodies(client, "198.18.128.45", 80), new Set(["pod1", "pod2"]), "its ClusterIP is not filtered");
     assert.equal(await reloadCount(haproxy.masterSocket), reloads, "ranges change in the kernel only");
+  });
+
+  await t.test("no endpoints at all: the externalIP and the NodePort refused at once (kube-proxy's reject); endpoints come: served", async () => {
+    api.upsert("services", service("none", "198.18.128.46", http(30091), (s) => {
+      s.spec!.type = "NodePort";
+      s.spec!.externalIPs = ["198.18.200.5"];
+    }));
+    const verdicts = async (): Promise<string[]> => ((await readCaptureState(nft))?.noEndpoints ?? []).map((e) => `${e.ip ?? "*"} ${e.port} ${e.verdict}`).sort();
+    await waitFor(async () => (await verdicts()).length === 3, 15_000, "the no-endpoint elements");
+    assert.deepEqual(await verdicts(), ["* 30091 reject", "198.18.128.46 80 reject", "198.18.200.5 80 reject"]);
+    assert.deepEqual(await outside.http("198.18.200.5", 80, 5_000), { kind: "refused" });
+    assert.deepEqual(await outside.http(NODE_OUTSIDE_IP, 30091, 5_000), { kind: "refused" });
+    assert.deepEqual(await client.http("198.18.200.5", 80, 5_000), { kind: "refused" }, "from a pod");
+    api.upsert("endpointslices", slice("none", http()));
+    await until(outside, "198.18.200.5", 80, answered, "served once it has endpoints");
+    assert.deepEqual(await bodies(outside, NODE_OUTSIDE_IP, 30091), new Set(["pod1", "pod2"]));
+    api.remove("services", "default", "none");
+    await waitFor(async () => (await verdicts()).length === 0 && (await readCapture(nft))?.every((e) => e.port !== 30091) === true, 15_000, "nothing left of it");
   });
 
   await t.test("a sidecar restart keeps every claim, external ones included: same elements, 0 reloads, health check back", async () => {

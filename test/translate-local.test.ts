@@ -40,15 +40,16 @@ function slice(ns: string, svc: string, endpoints: V1Endpoint[], addressType = "
   };
 }
 
-test("local: binds are the ClusterIPs (both families) at the Service port; exposure and reserved ports do not apply", () => {
+test("local: binds are the ClusterIPs (one backend per family) at the Service port; exposure and reserved ports do not apply", () => {
   const svc = service("shop", "web", (spec) => {
     spec.clusterIPs = ["10.96.0.20", "fd00::20"];
     spec.ports = [{ name: "http", port: 6443, protocol: "TCP" }];
   });
   const { backends, skipped } = translateService(svc, [slice("shop", "web", [endpoint("10.0.0.1")])], LOCAL);
   assert.deepEqual(skipped, []);
-  assert.deepEqual(backends.map((b) => [b.name, b.binds, b.endpoints]), [
-    ["shop:web:http", [{ address: "10.96.0.20", port: 6443 }, { address: "fd00::20", port: 6443 }], [ready("10.0.0.1", 8080)]],
+  assert.deepEqual(backends.map((b) => [b.name, b.binds, b.endpoints, b.noEndpointVerdict]), [
+    ["shop:web:http", [{ address: "10.96.0.20", port: 6443 }], [ready("10.0.0.1", 8080)], undefined],
+    ["shop:web:http:ipv6", [{ address: "fd00::20", port: 6443 }], [], undefined], // no IPv6 endpoint anywhere: rejected
   ]);
 });
 

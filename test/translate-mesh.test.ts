@@ -159,7 +159,8 @@ function restricted(ranges: unknown[]) {
   });
   const { backends, skipped } = translateService(svc, [BOTH], MESH);
   return {
-    ranges: Object.fromEntries(backends[0]!.binds.map((bind) => [bind.address, bind.sourceRanges ?? "any"])),
+    // The IPv6 load balancer IP is in the backend of its family (test/translate-families.test.ts).
+    ranges: Object.fromEntries(backends.flatMap((backend) => backend.binds).map((bind) => [bind.address, bind.sourceRanges ?? "any"])),
     skipped: skipped.map((s) => `${s.reason}: ${s.message}`),
   };
 }

@@ -1,12 +1,15 @@
 // Applied entries (read back from the kernel) against desired ones: the element changes that
 // turn one into the other. Pure; unchanged entries cost nothing.
 
+import type { NoEndpointEntry } from "./no-endpoints.ts";
 import { canonicalKey, checkConfig, checkEntries, checkRanges, compareEntries, entryKey, sameTarget, type CaptureConfig, type CaptureEntry, type CheckedEntry } from "./spec.ts";
 
 export interface CaptureChanges {
   /** Entries to take out (only their address and port matter). */
   readonly remove: readonly CaptureEntry[];
   readonly add: readonly CaptureEntry[];
+  /** Addresses and ports of Service ports without endpoints (no-endpoints.ts): removals name only the key. */
+  readonly noEndpoints?: { readonly remove: readonly Omit<NoEndpointEntry, "verdict">[]; readonly add: readonly NoEndpointEntry[] };
 }
 
 /**
@@ -40,5 +43,5 @@ function plain(entry: CheckedEntry): CaptureEntry {
 }
 
 export function isEmpty(changes: CaptureChanges): boolean {
-  return changes.remove.length === 0 && changes.add.length === 0;
+  return changes.remove.length === 0 && changes.add.length === 0 && !changes.noEndpoints?.remove.length && !changes.noEndpoints?.add.length;
 }

@@ -37,6 +37,9 @@
 // - Listeners bind the wildcard address (REDIRECT targets the incoming interface's address, or
 //   127.0.0.1/::1 from output), so an input guard refuses connections that reach a listener port
 //   without having been NATed: ClusterIP Services stay unreachable from outside the cluster.
+// - A Service port without endpoints is not captured; a map of its addresses and ports makes the
+//   kernel reject new connections to them (or drop them, when only other nodes have endpoints),
+//   as kube-proxy does: see no-endpoints.ts.
 // - Hitless changes: a Service port's servers are made ready in HAProxy before its element goes
 //   in; its element goes out before its servers go to maint. Conntrack keeps every established
 //   connection on the path it started on; replacing the table (`capture`) keeps the elements.
@@ -50,6 +53,7 @@
 //   legacy iptables are ordered with ours by priority. The image needs `nft` (Debian: nftables).
 
 export { diffEntries, isEmpty, type CaptureChanges } from "./changes.ts";
-export { cleanupCapture, installCapture, readCapture, syncCapture, updateCapture, type NftOptions } from "./nft.ts";
+export { cleanupCapture, installCapture, readCapture, readCaptureState, syncCapture, updateCapture, type CaptureState, type NftOptions } from "./nft.ts";
+export { NO_ENDPOINT_PRIORITY, type NoEndpointEntry, type NoEndpointVerdict } from "./no-endpoints.ts";
 export { NAT_PRIORITY, TABLE, renderChanges, renderCleanup, renderRuleset } from "./ruleset.ts";
 export { checkConfig, type CaptureConfig, type CaptureEntry, type Family } from "./spec.ts";

@@ -4,6 +4,7 @@
 // `address . port . source CIDR` (allowed).
 
 import { KubeHaproxyError } from "../errors.ts";
+import { parseNoEndpoints, type NoEndpointEntry } from "./no-endpoints.ts";
 import { firewallSet, mapName } from "./ruleset.ts";
 import { canonicalKey, entryKey, parseCidr, type CaptureEntry } from "./spec.ts";
 
@@ -42,21 +43,27 @@ function rangeOf(element: unknown): { key: string; range: string } {
   return { key: entryKey(key), range: `${parsed.address}/${parsed.prefix}` };
 }
 
-/** Every entry of our maps, in nft's order, with the source ranges the firewall sets give it. */
+/** Every entry of our capture maps, in nft's order, with the source ranges the firewall sets give it. */
 export function parseListTable(json: string): CaptureEntry[] {
-  const { entries, restricted, allowed } = readTable(json);
+  return parseCaptureState(json).entries;
+}
+
+/** Everything in our maps: the capture's entries (with their source ranges) and the Service ports without endpoints (no-endpoints.ts). */
+export function parseCaptureState(json: string): { entries: CaptureEntry[]; noEndpoints: NoEndpointEntry[] } {
+  const { entries, restricted, allowed, noEndpoints } = readTable(json);
   const ranges = new Map<string, string[]>([...restricted].map((key) => [key, []]));
   for (const element of allowed) {
     const { key, range } = rangeOf(element);
     ranges.get(key)?.push(range); // a range whose key is not restricted filters nothing: the next change replaces it
   }
-  return entries.map((entry) => {
+  const withRanges = entries.map((entry) => {
     const sourceRanges = ranges.get(entryKey(entry));
     return sourceRanges === undefined ? entry : { ...entry, sourceRanges: sourceRanges.sort() };
   });
+  return { entries: withRanges, noEndpoints };
 }
 
-function readTable(json: string): { entries: CaptureEntry[]; restricted: Set<string>; allowed: unknown[] } {
+function readTable(json: string): { entries: CaptureEntry[]; restricted: Set<string>; allowed: unknown[]; noEndpoints: NoEndpointEntry[] } {
   let document: unknown;
   try {
     document = JSON.parse(json);
@@ -82,5 +89,5 @@ function readTable(json: string): { entries: CaptureEntry[]; restricted: Set<str
     const origin = OUR_MAPS.get(map.name) ? { fromNode: true } : {};
     for (const element of map.elem) entries.push({ ...entryOf(element), ...origin });
   }
-  return { entries, restricted, allowed };
+  return { entries, restricted, allowed, noEndpoints: parseNoEndpoints(objects) };
 }

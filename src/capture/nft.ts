@@ -5,9 +5,16 @@
 import { spawn } from "node:child_process";
 import { KubeHaproxyError } from "../errors.ts";
 import { diffEntries, isEmpty, type CaptureChanges } from "./changes.ts";
-import { parseListTable } from "./nft-json.ts";
+import { parseCaptureState } from "./nft-json.ts";
+import type { NoEndpointEntry } from "./no-endpoints.ts";
 import { TABLE, renderChanges, renderCleanup, renderRuleset } from "./ruleset.ts";
-import { checkConfig, checkEntry, type CaptureConfig, type CaptureEntry } from "./spec.ts";
+import { checkConfig, checkEntry, checkKey, type CaptureConfig, type CaptureEntry } from "./spec.ts";
+
+/** What kube-haproxy's table holds: the captured Service ports, and those without endpoints. */
+export interface CaptureState {
+  readonly entries: CaptureEntry[];
+  readonly noEndpoints: NoEndpointEntry[];
+}
 
 export interface NftOptions {
   /** How to run nft, as argv; tests run it inside a network namespace. @default ["nft"] */
@@ -54,8 +61,13 @@ async function runNft(args: readonly string[], input: string, options: NftOption
 
 /** The entries in the kernel now, or undefined when kube-haproxy's table is not there. */
 export async function readCapture(options: NftOptions = {}): Promise<CaptureEntry[] | undefined> {
+  return (await readCaptureState(options))?.entries;
+}
+
+/** The capture's entries and the no-endpoint ones, or undefined when kube-haproxy's table is not there. */
+export async function readCaptureState(options: NftOptions = {}): Promise<CaptureState | undefined> {
   try {
-    return parseListTable(await runNft(["-j", "list", "table", ...TABLE.split(" ")], "", options));
+    return parseCaptureState(await runNft(["-j", "list", "table", ...TABLE.split(" ")], "", options));
   } catch (error) {
     if (error instanceof KubeHaproxyError && /No such file or directory/.test(error.message)) return undefined;
     throw error;
@@ -70,17 +82,19 @@ export async function readCapture(options: NftOptions = {}): Promise<CaptureEntr
  */
 export async function installCapture(config: CaptureConfig, options: NftOptions = {}): Promise<{ kept: number; dropped: number }> {
   const checked = checkConfig(config);
-  const current = (await readCapture(options)) ?? [];
-  const kept = current.filter((entry) => {
+  const current = (await readCaptureState(options)) ?? { entries: [], noEndpoints: [] };
+  const fits = (check: () => unknown): boolean => {
     try {
-      checkEntry(checked, entry);
+      check();
       return true;
     } catch {
       return false; // outside today's CIDRs or listener ports: counted in `dropped`
     }
-  });
-  await runNft(["-f", "-"], renderRuleset(config, kept), options);
-  return { kept: kept.length, dropped: current.length - kept.length };
+  };
+  const kept = current.entries.filter((entry) => fits(() => checkEntry(checked, entry)));
+  const noEndpoints = current.noEndpoints.filter((entry) => fits(() => checkKey(checked, entry)));
+  await runNft(["-f", "-"], renderRuleset(config, kept, noEndpoints), options);
+  return { kept: kept.length, dropped: current.entries.length - kept.length };
 }
 
 /** Applies element changes in one transaction; all or nothing. */

@@ -4,6 +4,7 @@
 
 import type { CaptureChanges } from "./changes.ts";
 import { KubeHaproxyError } from "../errors.ts";
+import { renderNoEndpointChanges, renderNoEndpointRules, type NoEndpointEntry } from "./no-endpoints.ts";
 import {
   canonicalKey,
   checkConfig,
@@ -133,12 +134,17 @@ function natTo(config: CheckedConfig, family: Family, lookup: string): string {
  * the node's own connections to 127.0.0.1:<nodePort> are left to whatever else serves them.
  */
 function nodePortRule(config: CheckedConfig, family: Family, fromNode = false): string | undefined {
+  const match = nodePortMatch(config, family);
+  return match === undefined ? undefined : `${match} ${natTo(config, family, `tcp dport map @${mapName("nodeport", fromNode)}`)}`;
+}
+
+/** Where a family's NodePorts are captured (also where no-endpoint NodePorts are refused); undefined: nowhere. */
+function nodePortMatch(config: CheckedConfig, family: Family): string | undefined {
   const cidrs = config.mesh?.nodePortCidrs[family];
   if (!cidrs) return undefined;
   const all = config.mesh!.nodePortCidrs.ipv4.length + config.mesh!.nodePortCidrs.ipv6.length === 0;
   if (!all && cidrs.length === 0) return undefined; // --nodeport-addresses names only the other family
-  const where = all ? `${DADDR[family]} != ${LOOPBACK[family]}` : `${DADDR[family]} { ${cidrs.join(", ")} }`;
-  return `fib daddr type local ${where} ${natTo(config, family, `tcp dport map @${mapName("nodeport", fromNode)}`)}`;
+  return `fib daddr type local ${all ? `${DADDR[family]} != ${LOOPBACK[family]}` : `${DADDR[family]} { ${cidrs.join(", ")} }`}`;
 }
 
 function natChain(config: CheckedConfig, hook: "prerouting" | "output"): string[] {
@@ -172,9 +178,10 @@ function natChain(config: CheckedConfig, hook: "prerouting" | "output"): string[
  * - NAT in prerouting (pods) and output (the node itself) sends a match to its listener;
  * - a guard refuses connections that reach a listener port without having been captured,
  *   or every ClusterIP Service would be open to anyone who can reach the node;
- * - mesh mode: the firewall sets and chains of loadBalancerSourceRanges (firewallSet).
+ * - mesh mode: the firewall sets and chains of loadBalancerSourceRanges (firewallSet);
+ * - the Service ports without endpoints, rejected or dropped (no-endpoints.ts).
  */
-export function renderRuleset(input: CaptureConfig, entries: readonly CaptureEntry[] = []): string {
+export function renderRuleset(input: CaptureConfig, entries: readonly CaptureEntry[] = [], noEndpoints: readonly NoEndpointEntry[] = []): string {
   const config = checkConfig(input);
   const { first, last } = config.listenPorts;
   const checked = checkEntries(config, entries);
@@ -192,6 +199,7 @@ export function renderRuleset(input: CaptureConfig, entries: readonly CaptureEnt
     "\t\ttype filter hook input priority -10; policy accept;",
     `\t\ttcp dport ${first === last ? first : `${first}-${last}`} ct status & dnat == 0 reject with tcp reset`,
     "\t}",
+    ...renderNoEndpointRules(config, noEndpoints, (family) => nodePortMatch(config, family)),
     "}",
   );
   return lines.join("\n") + "\n";
@@ -228,5 +236,6 @@ export function renderChanges(input: CaptureConfig, changes: CaptureChanges): st
     }
     lines.push(...firewallChanges(config, verb, entries));
   }
+  lines.push(...renderNoEndpointChanges(TABLE, config, changes.noEndpoints?.remove ?? [], changes.noEndpoints?.add ?? []));
   return lines.length === 0 ? "" : lines.join("\n") + "\n";
 }

@@ -2,25 +2,42 @@
 // kernel's capture map. dataplane.ts owns one and drives it inside its own syncs, in this order:
 //
 //   full read   HAProxy's backends ─► the pool it runs;  the capture map ─► what the kernel sends where
-//   before      claims planned (pool.ts) ─► map elements of released claims out ─► pool backends' endpoints
+//   before      claims planned (pool.ts) ─► map elements of released claims, and of Service ports
+//               left without endpoints, out; no-endpoint elements of the latter in ─► pool backends' endpoints
 //   flush       (the data plane's own: set server …, or a reload when the pool must grow)
-//   after       claims whose pool backend HAProxy now serves ─► their map elements in
+//   after       claims whose pool backend HAProxy now serves ─► their map elements in, their
+//               no-endpoint elements out (the same transaction)
 //
 // So a new Service port's servers are ready before the kernel sends it anything, and a deleted
 // one's element is gone before its slots go to maint (conntrack keeps established connections).
+// A Service port without endpoints is not captured: the kernel refuses its connections at once
+// (capture/no-endpoints.ts), where HAProxy would accept them and close them.
 // The kernel map is the source of truth for claims across a sidecar restart.
 
 import type { Backend } from "../model.ts";
-import { entriesOf, entryId, planClaims, sameEntry, shortcutEntriesOf, poolDesired, parsePoolBackendName, sizePool, type PoolBackend, type PoolEntry, type PoolSettings } from "./pool.ts";
+import { entriesOf, entryId, planClaims, sameEntry, shortcutEntriesOf, poolDesired, parsePoolBackendName, sizePool, type NoEndpointEntry, type PoolBackend, type PoolEntry, type PoolSettings } from "./pool.ts";
+
+/** What kube-haproxy's table holds: captured Service ports, and those without endpoints. */
+export interface CaptureContents {
+  readonly entries: readonly PoolEntry[];
+  readonly noEndpoints: readonly NoEndpointEntry[];
+}
+
+/** Element changes, one transaction; removals name only the key. */
+export interface CaptureUpdate {
+  readonly remove: readonly PoolEntry[];
+  readonly add: readonly PoolEntry[];
+  readonly noEndpoints?: { readonly remove: readonly Omit<NoEndpointEntry, "verdict">[]; readonly add: readonly NoEndpointEntry[] };
+}
 
 /** The kernel side, injected (src/capture in production, the same in tests inside a network namespace). */
 export interface CaptureDriver {
-  /** The map's elements; undefined when kube-haproxy's table is not there. */
-  read(): Promise<readonly PoolEntry[] | undefined>;
+  /** The maps' elements; undefined when kube-haproxy's table is not there. */
+  read(): Promise<CaptureContents | undefined>;
   /** Installs or replaces the rules for these listener ports, keeping the elements that fit. */
   install(listenPorts: { readonly first: number; readonly last: number }): Promise<void>;
   /** Element changes in one transaction. */
-  update(changes: { readonly remove: readonly PoolEntry[]; readonly add: readonly PoolEntry[] }): Promise<void>;
+  update(changes: CaptureUpdate): Promise<void>;
   /** Whether an entry may be captured at all (a ClusterIP inside a --service-cidr; in mesh, external addresses and NodePorts too). */
   accepts(entry: { readonly ip?: string; readonly port: number }): boolean;
 }
@@ -45,6 +62,8 @@ export class LocalPool {
   #pool: PoolBackend[] = [];
   // The kernel's map as last read or written: entryId → element.
   readonly #kernel = new Map<string, PoolEntry>();
+  // The kernel's no-endpoint map as last read or written: entryId → element.
+  readonly #noEndpoints = new Map<string, NoEndpointEntry>();
   // The last listener port the capture rules were installed for; undefined: install at the next read.
   #installedLast: number | undefined;
   // Service ports with a claim not yet in the kernel; Service ports whose ClusterIP we refuse (reported once).
@@ -81,14 +100,16 @@ export class LocalPool {
     const known = new Set(this.#pool.map((backend) => backend.name));
     this.#pool = [...this.#pool, ...running.filter((backend) => !known.has(backend.name))].sort((a, b) => a.listenPort - b.listenPort);
     if (this.#pool.length === 0) this.#pool = sizePool([], this.#services.values(), this.#options.defaultGroup, this.#options.firstPort);
-    let entries = await this.#options.capture.read();
+    let contents = await this.#options.capture.read();
     // First read, the table gone (a cleanup, a reboot) or narrower than the pool: (re)install, keeping what fits.
-    if (entries === undefined || this.#installedLast === undefined || this.#installedLast < this.#lastPort()) {
+    if (contents === undefined || this.#installedLast === undefined || this.#installedLast < this.#lastPort()) {
       await this.#install();
-      entries = await this.#options.capture.read();
+      contents = await this.#options.capture.read();
     }
     this.#kernel.clear();
-    for (const entry of entries ?? []) this.#kernel.set(entryId(entry), entry);
+    for (const entry of contents?.entries ?? []) this.#kernel.set(entryId(entry), entry);
+    this.#noEndpoints.clear();
+    for (const entry of contents?.noEndpoints ?? []) this.#noEndpoints.set(entryId(entry), entry);
     this.#dirty = true;
   }
 
@@ -113,10 +134,12 @@ export class LocalPool {
       const want = wanted.get(entryId(entry));
       return want?.listenPort === entry.listenPort ? [want] : [];
     });
-    if (remove.length > 0) {
-      await this.#options.capture.update({ remove, add: replaced });
+    const refuse = this.#noEndpointChanges(wanted);
+    if (remove.length > 0 || refuse.remove.length > 0 || refuse.add.length > 0) {
+      await this.#options.capture.update({ remove, add: replaced, noEndpoints: refuse });
       for (const entry of remove) this.#kernel.delete(entryId(entry));
       for (const entry of replaced) this.#kernel.set(entryId(entry), entry);
+      this.#applyNoEndpoints(refuse);
     }
     const holders = new Map([...this.#claims].map(([service, pool]) => [pool, this.#services.get(service)]));
     const settings = { families: this.#options.families, minSlots: this.#options.minSlots };
@@ -135,10 +158,41 @@ export class LocalPool {
       else waiting++;
     }
     this.#waiting = waiting;
-    if (add.length === 0) return;
-    if (this.#lastPort() > (this.#installedLast ?? 0)) await this.#install();
-    await this.#options.capture.update({ remove: [], add });
+    // A no-endpoint element whose Service port is captured now goes out with the capture's element in.
+    const adding = new Set(add.map(entryId));
+    const unrefuse = [...this.#noEndpoints].filter(([id]) => this.#kernel.has(id) || adding.has(id)).map(([, entry]) => entry);
+    if (add.length === 0 && unrefuse.length === 0) return;
+    if (add.length > 0 && this.#lastPort() > (this.#installedLast ?? 0)) await this.#install();
+    const noEndpoints = { remove: unrefuse, add: [] };
+    await this.#options.capture.update({ remove: [], add, noEndpoints });
     for (const entry of add) this.#kernel.set(entryId(entry), entry);
+    this.#applyNoEndpoints(noEndpoints);
+  }
+
+  /**
+   * The no-endpoint elements to change before the flush: in for Service ports without endpoints
+   * (or with a new verdict), out for those gone; a Service port's element waits for after() when
+   * its capture element is still to come, so that its address is never left to nobody.
+   */
+  #noEndpointChanges(wanted: ReadonlyMap<string, PoolEntry>): { remove: NoEndpointEntry[]; add: NoEndpointEntry[] } {
+    const want = new Map<string, NoEndpointEntry>();
+    for (const service of this.#services.values()) {
+      if (service.endpoints.length > 0) continue;
+      for (const { ip, port } of entriesOf(service, 0)) {
+        const entry = { ...(ip === undefined ? {} : { ip }), port, verdict: service.noEndpointVerdict ?? "reject" };
+        if (this.#options.capture.accepts(entry)) want.set(entryId(entry), entry);
+      }
+    }
+    // Kept: still wanted as it is, or its Service port has endpoints now and waits for its capture element.
+    const kept = (id: string, entry: NoEndpointEntry): boolean => want.get(id)?.verdict === entry.verdict || (!want.has(id) && wanted.has(id));
+    const remove = [...this.#noEndpoints].filter(([id, entry]) => !kept(id, entry)).map(([, entry]) => entry);
+    const add = [...want].filter(([id, entry]) => this.#noEndpoints.get(id)?.verdict !== entry.verdict).map(([, entry]) => entry);
+    return { remove, add };
+  }
+
+  #applyNoEndpoints(changes: { readonly remove: readonly NoEndpointEntry[]; readonly add: readonly NoEndpointEntry[] }): void {
+    for (const entry of changes.remove) this.#noEndpoints.delete(entryId(entry));
+    for (const entry of changes.add) this.#noEndpoints.set(entryId(entry), entry);
   }
 
   /** Why some Service ports cannot be captured, once each; for the log. */
@@ -153,16 +207,21 @@ export class LocalPool {
     return out;
   }
 
-  /** The elements every claim needs (and the node's own ones of a nodeShortcut), by entryId; addresses outside the Service CIDRs left out. */
+  /**
+   * The elements every claim with endpoints needs (and the node's own ones of a nodeShortcut whose
+   * backend has endpoints), by entryId; addresses outside the Service CIDRs left out. A Service
+   * port without endpoints is refused by the kernel instead (#noEndpointChanges).
+   */
   #wanted(): Map<string, PoolEntry> {
     const listenPorts = new Map(this.#pool.map((backend) => [backend.name, backend.listenPort]));
     const wanted = new Map<string, PoolEntry>();
     for (const [service, pool] of this.#claims) {
       const backend = this.#services.get(service)!;
       const shortcut = backend.nodeShortcut === undefined ? undefined : this.#claims.get(backend.nodeShortcut);
+      const shortcutServed = shortcut !== undefined && (this.#services.get(backend.nodeShortcut!)?.endpoints.length ?? 0) > 0;
       const entries = [
-        ...entriesOf(backend, listenPorts.get(pool)!),
-        ...(shortcut === undefined ? [] : shortcutEntriesOf(backend, listenPorts.get(shortcut)!)),
+        ...(backend.endpoints.length === 0 ? [] : entriesOf(backend, listenPorts.get(pool)!)),
+        ...(shortcutServed ? shortcutEntriesOf(backend, listenPorts.get(shortcut)!) : []),
       ];
       for (const entry of entries) {
         if (this.#options.capture.accepts(entry)) wanted.set(entryId(entry), entry);

@@ -13,7 +13,7 @@
 // pool is read back from `show servers state` after any restart, and claims from the nft map.
 
 import { SocketAddress, isIP } from "node:net";
-import type { Backend, BackendMode } from "../model.ts";
+import type { Backend, BackendMode, NoEndpointVerdict } from "../model.ts";
 
 /** What a runtime command cannot change about a backend. */
 export interface PoolGroup {
@@ -94,6 +94,13 @@ export function entryId(entry: { readonly ip?: string | undefined; readonly port
  */
 export function shortcutEntriesOf(service: Backend, listenPort: number): PoolEntry[] {
   return entriesOf(service, listenPort).map(({ sourceRanges: _, ...entry }) => ({ ...entry, fromNode: true }));
+}
+
+/** An address and port (no ip: a NodePort) whose Service port has no endpoint: the kernel refuses it (the capture's no-endpoint element). */
+export interface NoEndpointEntry {
+  readonly ip?: string;
+  readonly port: number;
+  readonly verdict: NoEndpointVerdict;
 }
 
 /** The map elements a claimed Service port needs: each of its addresses at its port, and its NodePort (mesh). */

@@ -10,8 +10,8 @@
 //
 // Two backends, because the capture sends each destination to one listener (one pool backend):
 // ClusterIP traffic of an eTP Local Service still goes to every endpoint, external traffic only
-// to this node's. No local endpoint: the external backend has no servers and HAProxy closes the
-// connection (kube-proxy drops it), never another node's pod. Connections the node itself opens
+// to this node's. No local endpoint: the external backend has no servers and the kernel drops
+// the connection, as kube-proxy (families.ts, capture/no-endpoints.ts), never another node's pod. Connections the node itself opens
 // to the external destinations take the ClusterIP backend (`nodeShortcut`): kube-proxy's short
 // circuit, so that they work with no local endpoint; pods within --cluster-cidr too (the
 // capture tells them apart by source, kube-proxy's --detect-local-mode ClusterCIDR).

@@ -6,6 +6,7 @@
 import type { V1EndpointConditions, V1EndpointSlice, V1Service, V1ServicePort } from "@kubernetes/client-node";
 import { backendName, endpointKey, isEndpointAddress, isPort, parseHealthCheck } from "../model.ts";
 import type { Backend, BackendMode, Bind, Endpoint, HealthCheck } from "../model.ts";
+import { familyOf, perFamily } from "./families.ts";
 import { healthCheckNodePort, withExternal, type HealthCheckNodePort } from "./translate-external.ts";
 import { availableForTopology, hintsOf, topologyMode, type HintedEndpoint, type NodeTopology } from "./topology.ts";
 
@@ -154,7 +155,7 @@ export function translateService(
   const own = slices.filter((slice) => sliceServiceKey(slice) === key)
     .sort((a, b) => compare(a.metadata?.name ?? "", b.metadata?.name ?? ""));
   const triggerTime = newestTriggerTime(own);
-  // FQDN slices are deprecated and ignored by kube-proxy; both IP families go into one backend.
+  // FQDN slices are deprecated and ignored by kube-proxy. Local/mesh split the families (families.ts).
   const ipSlices = own.filter((slice) => slice.addressType === "IPv4" || slice.addressType === "IPv6");
 
   // internalTrafficPolicy Local: this node's endpoints only; none means none (kube-proxy drops).
@@ -191,9 +192,18 @@ export function translateService(
     });
   }
   const mesh = options.mesh && options.local ? meshPart(service, key, backends, ipSlices, options.local.nodeName, skipped) : undefined;
-  const served = mesh?.backends ?? backends;
+  const served = options.local ? perFamily(mesh?.backends ?? backends, familyOf(clusterIPs[0]!), (backend) => clusterEndpoints(service, key, backend, ipSlices)) : backends;
   served.sort((a, b) => compare(a.name, b.name));
   return { key, backends: served, skipped, createdAt, ...(mesh?.healthCheckNodePort ? { healthCheckNodePort: mesh.healthCheckNodePort } : {}) };
+}
+
+/** Every endpoint of a backend's Service port (its ClusterIP or external backend), on any node. */
+function clusterEndpoints(service: V1Service, key: string, backend: Backend, slices: readonly V1EndpointSlice[]): Endpoint[] {
+  const port = (service.spec?.ports ?? []).find((p) => {
+    const id = `${key}:${p.name || p.port}`; // servicePort: this, or this and " (external)"
+    return backend.servicePort === id || backend.servicePort.startsWith(`${id} `);
+  });
+  return port ? portEndpoints(port, port.name || String(port.port), slices, key, []) : [];
 }
 
 /** Mesh mode: the external destinations and externalTrafficPolicy (translate-external.ts). */
