@@ -19,12 +19,18 @@ import { SERVICE_CIDRS, STANDIN } from "./netns-node.ts";
 async function bridgeApi(t: TestContext, local: LocalNode, dir: string): Promise<void> {
   const { port } = new URL(local.api.url);
   const path = join(dir, "api.sock");
+  const open = new Set<{ destroy(): void }>();
   const server = createServer((socket) => {
     const upstream = connect({ host: "127.0.0.1", port: Number(port) });
+    open.add(socket).add(upstream);
     const close = (): void => void (socket.destroy(), upstream.destroy());
     socket.on("error", close).pipe(upstream).on("error", close).pipe(socket);
   });
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  // close() waits for open connections: end them first (the sidecar may still hold one).
+  t.after(() => new Promise<void>((resolve) => {
+    for (const socket of open) socket.destroy();
+    server.close(() => resolve());
+  }));
   await new Promise<void>((resolve) => server.listen(path, resolve));
   const code = `const net=require("node:net");net.createServer((s)=>{const u=net.connect(${JSON.stringify(path)});const c=()=>{s.destroy();u.destroy()};s.on("error",c).pipe(u).on("error",c).pipe(s)}).listen(${port},"127.0.0.1",()=>console.log("ready"))`;
   const bridge = spawn("ip", ["netns", "exec", local.node.name, process.execPath, "-e", code], { stdio: ["ignore", "pipe", "inherit"] });

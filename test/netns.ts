@@ -36,9 +36,11 @@ export function netnsUnavailable(tools: readonly string[] = ["ip", "nft"]): stri
 }
 
 /** `describe`/`test` options: skip with the reason, except under CI=true where createLab fails with it. */
-export function netnsTestOptions(tools?: readonly string[]): { skip?: string } {
+export function netnsTestOptions(tools?: readonly string[]): { skip?: string; timeout: number } {
   const reason = netnsUnavailable(tools);
-  return reason === undefined || process.env.CI === "true" ? {} : { skip: reason };
+  // A stuck namespace test must fail, not hang the suite; the slowest takes ~20 s on a loaded machine.
+  const timeout = 180_000;
+  return reason === undefined || process.env.CI === "true" ? { timeout } : { skip: reason, timeout };
 }
 
 /** Runs argv; resolves with stdout, rejects with the command and its stderr. */
