@@ -6,7 +6,7 @@ import { test } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
 import { silentLogger } from "../src/log.ts";
 import { isKubeHaproxyError } from "../src/errors.ts";
-import { listAll } from "../src/kube/list.ts";
+import { listEach } from "../src/kube/list.ts";
 import { ClusterWatch, type Limiter } from "../src/kube/watch.ts";
 import { startSimulatedCluster } from "../src/sim/cluster.ts";
 import { makeService } from "../src/sim/objects.ts";
@@ -135,7 +135,7 @@ test("a failed list is a KubeHaproxyError with the HTTP status (issue 9, bug 9)"
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(cluster.kubeconfig);
   cluster.api.failNext(1, 503);
-  await assert.rejects(listAll(kubeConfig, "/api/v1/services"), (error) => isKubeHaproxyError(error, "E_API_REQUEST") && error.status === 503);
+  await assert.rejects(listEach(kubeConfig, "/api/v1/services", undefined, () => {}), (error) => isKubeHaproxyError(error, "E_API_REQUEST") && error.status === 503);
 });
 
 test("a handler that throws is reported, not swallowed by client-node, and the watch goes on", async (t) => {
