@@ -46,6 +46,8 @@ export interface ClusterWatchOptions {
   /** @default 500 … 30000 */
   readonly restartMinMs?: number;
   readonly restartMaxMs?: number;
+  /** No byte on an open watch for this long: open it again from its resourceVersion (not a restart). @default 30 s, client-node's */
+  readonly idleReopenMs?: number;
   /** Where lists and restarts wait for --kube-api-qps. @default a TokenBucket from qps and burst */
   readonly limiter?: Limiter;
 }
@@ -131,10 +133,9 @@ interface ResourceWatchOptions<T extends Kept> {
   readonly stallTimeoutMs?: number;
   readonly restartMinMs?: number;
   readonly restartMaxMs?: number;
+  readonly idleReopenMs?: number;
 }
 
-/** No byte on an open watch for this long: open it again (client-node's inactivity timeout). */
-const IDLE_REOPEN_MS = 30_000;
 const REWATCH_MAX_MS = 30_000;
 
 interface WatchLine {
@@ -350,15 +351,16 @@ class ResourceWatch<T extends Kept> {
     req?.destroy();
   }
 
-  /** Opens the watch again when no byte arrived for IDLE_REOPEN_MS (also while waiting for its headers). */
+  /** Opens the watch again when no byte arrived for idleReopenMs (also while waiting for its headers). */
   #armIdleCheck(): void {
+    const idleMs = this.#options.idleReopenMs ?? 30_000;
     clearTimeout(this.#idleTimer);
     this.#idleTimer = setTimeout(() => {
       if (this.#stopped || this.#restarting) return;
-      if (performance.now() - this.#lastByte < IDLE_REOPEN_MS) return this.#armIdleCheck();
+      if (performance.now() - this.#lastByte < idleMs) return this.#armIdleCheck();
       this.#closeWatch();
       void this.#connect();
-    }, Math.max(0, IDLE_REOPEN_MS - (performance.now() - this.#lastByte)));
+    }, Math.max(0, idleMs - (performance.now() - this.#lastByte)));
     this.#idleTimer.unref();
   }
 
