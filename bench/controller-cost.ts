@@ -7,6 +7,10 @@
 //   2. sidecar child: the full sidecar against a real HAProxy started from that configuration;
 //      its startup (lists, first full sync of every slot) and then K slice changes written here
 //      to the API server: CPU ms of the child per 1,000 changes, wall time, peak RSS.
+//   3. raw socket: when the changes replaced every Service's endpoints, the same replacement
+//      once more as bare runtime commands pipelined over one socket (bench/lib/raw-socket.ts):
+//      the end-to-end path (API write → watch → translation → data plane → HAProxy) against
+//      the least HAProxy itself needs for that work (issue 14: ≥ 0.6× the raw socket).
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -17,7 +21,11 @@ import { fileURLToPath } from "node:url";
 import { startSimulatedCluster } from "../src/sim/cluster.ts";
 import { startHaproxy } from "../src/sim/haproxy.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
+import { setServerAddr, setServerState, showServersState } from "../src/haproxy/commands.ts";
+import { slotName } from "../src/haproxy/names.ts";
+import { parseServersState } from "../src/haproxy/servers-state.ts";
 import { reloadsSoFar } from "./lib/master-cli.ts";
+import { rawCommand, rawSocketRun } from "./lib/raw-socket.ts";
 import { listenablePorts, retryOnBindConflict } from "./lib/ports.ts";
 import type { Scenario, ScenarioContext, ScenarioResult } from "./lib/report.ts";
 import { formatMs } from "./lib/stats.ts";
@@ -95,7 +103,30 @@ interface CostRun {
   services: number;
   endpoints: number;
   startup: StartupFigures;
-  cpu?: { changes: number; cpuMsPer1000: number; wallMs: number; haproxyStartMs: number; ready: SidecarReady; done: SidecarDone; reloads: number };
+  cpu?: { changes: number; cpuMsPer1000: number; wallMs: number; haproxyStartMs: number; ready: SidecarReady; done: SidecarDone; reloads: number; raw?: RawReplace };
+}
+
+/** Every Service's endpoints replaced once more over the raw socket, after the sidecar exited. */
+interface RawReplace { commands: number; rawMs: number; endToEndMs: number; ratio: number }
+
+/**
+ * The raw socket's version of "replace every endpoint": per Service, its 10 slots re-addressed
+ * in place (`addr` + `state ready`, 20 commands), the least that puts 10 new endpoints in
+ * service; checked afterwards in `show servers state`.
+ */
+async function rawReplace(socket: string, ports: readonly number[], services: number, gen: number, endToEndMs: number): Promise<RawReplace> {
+  const lines: string[] = [];
+  for (let s = 0; s < services; s++) {
+    for (let j = 0; j < PER_SERVICE; j++) {
+      const backend = `default:svc${s}:${ports[s]!}`;
+      lines.push(setServerAddr(backend, slotName(j + 1), ip(s, j, gen), 8080).line, setServerState(backend, slotName(j + 1), "ready").line);
+    }
+  }
+  const rawMs = await rawSocketRun(socket, lines, { timeoutMs: 300_000 });
+  const wanted = new Set(Array.from({ length: services * PER_SERVICE }, (_, g) => ip(Math.floor(g / PER_SERVICE), g % PER_SERVICE, gen)));
+  const applied = parseServersState(await rawCommand(socket, showServersState().line, 300_000)).filter((record) => wanted.has(record.address)).length;
+  if (applied !== wanted.size) throw new Error(`raw socket: ${applied} of ${wanted.size} slots hold their new address`);
+  return { commands: lines.length, rawMs, endToEndMs, ratio: rawMs / endToEndMs };
 }
 
 async function cost(services: number, changes: number, log: (line: string) => void): Promise<CostRun> {
@@ -140,7 +171,10 @@ async function cost(services: number, changes: number, log: (line: string) => vo
     await second.done();
     const reloaded = (await reloadsSoFar(haproxy.masterSocket)) - before;
     log(`controller-cost: ${changes} changes applied in ${formatMs(done.wallMs)}, ${formatMs(done.cpuMs)} CPU`);
-    return { services, endpoints: services * PER_SERVICE, startup, cpu: { changes, cpuMsPer1000: done.cpuMs * (1000 / changes), wallMs: done.wallMs, haproxyStartMs, ready, done, reloads: reloaded } };
+    // Only when the changes were one full round: every Service's endpoints replaced once.
+    const raw = changes === services ? await rawReplace(join(dir, "runtime.sock"), ports, services, lastGen + 1, done.wallMs) : undefined;
+    if (raw) log(`controller-cost: the same replacement over the raw socket: ${raw.commands} commands in ${formatMs(raw.rawMs)} (end to end ${raw.ratio.toFixed(2)}× raw)`);
+    return { services, endpoints: services * PER_SERVICE, startup, cpu: { changes, cpuMsPer1000: done.cpuMs * (1000 / changes), wallMs: done.wallMs, haproxyStartMs, ready, done, reloads: reloaded, raw } };
   } finally {
     for (const child of children) child.kill();
     await stopHaproxy?.();
@@ -149,30 +183,47 @@ async function cost(services: number, changes: number, log: (line: string) => vo
   }
 }
 
+/** Each issue 14 figure of one run, with its goal. */
+function goalFigures(r: CostRun): string {
+  const mb = (x: number): string => `${x.toFixed(0)} MB`;
+  if (!r.cpu) return `render peak RSS ${mb(r.startup.maxRssMb)} (the sidecar was not run)`;
+  const peak = Math.max(r.cpu.ready.maxRssMb, r.cpu.done.maxRssMb);
+  const figures = [
+    `sidecar peak RSS ${mb(peak)} (goal ≤ 256 MB)`,
+    `start → first full sync ${formatMs(r.cpu.ready.startupMs)} (goal ≤ 2 s)`,
+    `CPU per 1,000 slice changes ${formatMs(r.cpu.cpuMsPer1000)} (goal ≤ 50 ms)`,
+    r.cpu.raw ? `replace every endpoint end to end ${r.cpu.raw.ratio.toFixed(2)}× the raw socket (goal ≥ 0.6×)` : "end to end vs raw: not measured (the changes were not one full round)",
+  ];
+  return figures.join("; ");
+}
+
 export const controllerCostScenario: Scenario = {
   name: "controller-cost",
   async run(context: ScenarioContext): Promise<ScenarioResult> {
     const measure = (services: number, changes: number): Promise<CostRun> => retryOnBindConflict(() => cost(services, changes, context.log), context.log);
     const runs = context.quick ? [await measure(1_000, 1_000)] : [await measure(1_000, 2_000), await measure(10_000, 10_000)];
+    const goals = runs.at(-1)!;
     const mb = (x: number): string => `${x.toFixed(0)} MB`;
     const n = (x: number): string => x.toLocaleString("en-US");
     return {
       title: "Controller cost, the controller in a process of its own (startup; peak RSS; CPU per 1,000 slice changes)",
-      columns: ["Service ports", "endpoints", "startup: lists + translate + render", "startup CPU", "RSS holding the model", "peak RSS (render)", "sidecar start + first sync", "peak RSS (sidecar)", "sidecar after the changes: heap after GC / RSS", "changes", "CPU / 1,000 changes", "changes wall time"],
+      columns: ["Service ports", "endpoints", "startup: lists + translate + render", "startup CPU", "RSS holding the model", "peak RSS (render)", "sidecar start + first sync", "peak RSS (sidecar)", "sidecar after the changes: heap after GC / RSS", "changes", "CPU / 1,000 changes", "changes wall time", "replace every endpoint: end to end vs raw socket"],
       rows: runs.map((r) => [
         n(r.services), n(r.endpoints),
         `${formatMs(r.startup.totalMs)} (${formatMs(r.startup.listsMs)} + ${formatMs(r.startup.translateMs)} + ${formatMs(r.startup.renderMs)})`,
         formatMs(r.startup.cpuMs), mb(r.startup.rssMb), mb(r.startup.maxRssMb),
         r.cpu ? formatMs(r.cpu.ready.startupMs) : "–", r.cpu ? mb(Math.max(r.cpu.ready.maxRssMb, r.cpu.done.maxRssMb)) : "–", r.cpu ? `${mb(r.cpu.done.retainedHeapMb)} / ${mb(r.cpu.done.rssAfterGcMb)}` : "–",
         r.cpu ? n(r.cpu.changes) : "–", r.cpu ? formatMs(r.cpu.cpuMsPer1000) : "–", r.cpu ? formatMs(r.cpu.wallMs) : "–",
+        r.cpu?.raw ? `${r.cpu.raw.ratio.toFixed(2)}× (${formatMs(r.cpu.raw.endToEndMs)} vs ${formatMs(r.cpu.raw.rawMs)})` : "–",
       ]),
       notes: [
+        `Issue 14's goals at ${n(goals.services)} Services × ${PER_SERVICE} endpoints (${n(goals.endpoints)}), the sidecar in a process of its own, no V8 flag: ${goalFigures(goals)}.`,
         `The controller runs in a child process (bench/controller-child.ts); the fake API server with every object stays in the parent, HAProxy (${SLOTS} slots per backend) is its own process. Figures are the child's: process.cpuUsage(), process.memoryUsage().rss, process.resourceUsage().maxRSS. A bare Node process with the controller's modules loaded is ${runs.map((r) => mb(r.startup.idleRssMb)).join(" / ")} before any work.`,
         `Memory of the render child holding the model: JS heap ${runs.map((r) => `${mb(r.startup.heapUsedMb)} (${mb(r.startup.retainedHeapMb)} after a full GC)`).join(" / ")}. The sidecar child's JS heap after the changes: ${runs.map((r) => (r.cpu ? `${mb(r.cpu.done.heapUsedMb)} before GC, ${mb(r.cpu.done.retainedHeapMb)} after` : "–")).join(" / ")}.`,
-        "Startup child: both initial lists (HTTPS, client-node informers), translation of every Service, bootstrap configuration rendered and written — what `kube-haproxy render` does; 'RSS holding the model' is taken right after, with the informer caches and the proxier's model still alive.",
+        "Startup child: both initial lists (HTTPS, paged, each object pruned to what translation reads as it arrives), translation of every Service, bootstrap configuration rendered and written — what `kube-haproxy render` does; 'RSS holding the model' is taken right after, with the watch's objects and the proxier's model still alive.",
         "Sidecar child: the full sidecar against a real HAProxy: start + first sync = both lists, translation, the reloader's startup check and the engine's first full sync (`show servers state` of every slot, then every endpoint written to its slot). Then one change = one EndpointSlice update replacing all 10 endpoints of one Service (10 slots re-addressed), written here to the API server; CPU is the child's from the first write to the last change applied in HAProxy.",
         ...runs.filter((r) => r.cpu && r.cpu.reloads > 0).map((r) => `${n(r.services)} ports: ${r.cpu!.reloads} HAProxy reloads during the sidecar's run.`),
-        `Target: RSS ≤ 256 MB at 100,000 endpoints${runs.some((r) => r.endpoints >= 100_000) ? "" : " (measured in the full run)"}.`,
+        "End to end vs raw: the changes above are one round, every Service's 10 endpoints replaced by one slice write; then, with the sidecar gone, the raw socket replaces them all once more (20 commands per Service, one pipelined write, checked in `show servers state`). The figure is raw time / end-to-end time (1× = as fast as the socket allows).",
       ],
       json: { perService: PER_SERVICE, slots: SLOTS, runs },
     };
