@@ -123,8 +123,10 @@ async function rawReplace(socket: string, ports: readonly number[], services: nu
     }
   }
   const rawMs = await rawSocketRun(socket, lines, { timeoutMs: 300_000 });
-  const wanted = new Set(Array.from({ length: services * PER_SERVICE }, (_, g) => ip(Math.floor(g / PER_SERVICE), g % PER_SERVICE, gen)));
-  const applied = parseServersState(await rawCommand(socket, showServersState().line, 300_000)).filter((record) => wanted.has(record.address)).length;
+  // Addresses repeat across Services (ip() wraps at 62,500): check each slot for its own.
+  const wanted = new Map<string, string>();
+  for (let s = 0; s < services; s++) for (let j = 0; j < PER_SERVICE; j++) wanted.set(`default:svc${s}:${ports[s]!}/${slotName(j + 1)}`, ip(s, j, gen));
+  const applied = parseServersState(await rawCommand(socket, showServersState().line, 300_000)).filter((record) => wanted.get(`${record.backend}/${record.server}`) === record.address).length;
   if (applied !== wanted.size) throw new Error(`raw socket: ${applied} of ${wanted.size} slots hold their new address`);
   return { commands: lines.length, rawMs, endToEndMs, ratio: rawMs / endToEndMs };
 }
