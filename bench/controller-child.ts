@@ -8,7 +8,8 @@
 //          translation of everything, the bootstrap configuration written to <dir>/haproxy.cfg.
 //          One line: phase times, CPU, RSS now and peak (process.resourceUsage().maxRSS).
 // sidecar: the full sidecar (startSidecar) against the HAProxy the parent started from that
-//          configuration. Prints {"ready":…} once started and synced, then reads one line
+//          configuration. Prints {"ready":…} once started and synced (with the time and RSS when
+//          both lists were in and translated, before the first sync), then reads one line
 //          `expect <backend> <ip>` from stdin, answers {"armed":true}, and measures CPU and wall
 //          time until the engine applied <ip> ready in <backend> and is synced; prints the
 //          result line and exits.
@@ -75,8 +76,9 @@ async function sidecar(args: ChildArgs): Promise<void> {
   const car = startSidecar(options, { log: silentLogger, env: {} });
   try {
     await car.started;
+    const listed = { listedMs: performance.now() - t0, listedRssMb: process.memoryUsage().rss / 2 ** 20, listedMaxRssMb: process.resourceUsage().maxRSS / 1024 };
     await car.dataplane.whenSynced();
-    say({ ready: true, startupMs: performance.now() - t0, startupCpuMs: cpuMs(cpu0), ...memory() });
+    say({ ready: true, startupMs: performance.now() - t0, startupCpuMs: cpuMs(cpu0), ...listed, ...memory() });
     const lines = createInterface({ input: process.stdin });
     const line = await new Promise<string>((resolve) => lines.once("line", resolve));
     lines.close();

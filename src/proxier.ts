@@ -9,7 +9,7 @@
 // Whether HAProxy's configuration must change is the data plane's question, not ours.
 
 import { EventEmitter } from "node:events";
-import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
+import type { V1EndpointSlice, V1Service } from "./kube/objects.ts";
 import type { Logger } from "./log.ts";
 import { structureOf, type Backend } from "./model.ts";
 import { ClusterState } from "./kube/cluster-state.ts";

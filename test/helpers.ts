@@ -31,7 +31,9 @@ export function draining(ip: string, port: number): Endpoint {
 
 export async function tempDir(t: { after(fn: () => Promise<void>): void }, prefix = "kh-"): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  // Retried: a process that a later cleanup stops (HAProxy re-creating its master socket) can add
+  // a file while rm runs, and a failing hook here would leave that process running.
+  t.after(() => rm(dir, { recursive: true, force: true, maxRetries: 5 }));
   return dir;
 }
 

@@ -6,10 +6,10 @@ import { test } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
 import { silentLogger } from "../src/log.ts";
 import { isKubeHaproxyError } from "../src/errors.ts";
-import { listAll } from "../src/kube/list.ts";
+import { listEach } from "../src/kube/list.ts";
 import { ClusterWatch, type Limiter } from "../src/kube/watch.ts";
 import { startSimulatedCluster } from "../src/sim/cluster.ts";
-import { makeService } from "../src/sim/objects.ts";
+import { makeService, makeSlice } from "../src/sim/objects.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tempDir, waitFor } from "./helpers.ts";
 
@@ -29,13 +29,19 @@ class CountingLimiter implements Limiter {
   }
 }
 
-async function setup(t: Parameters<typeof tempDir>[0], stallTimeoutMs: number, options: { bookmarkIntervalMs?: number } = {}) {
+interface SetupOptions {
+  readonly bookmarkIntervalMs?: number;
+  readonly expiredWatch?: "event" | "status";
+  readonly idleReopenMs?: number;
+}
+
+async function setup(t: Parameters<typeof tempDir>[0], stallTimeoutMs: number, options: SetupOptions = {}) {
   const dir = await tempDir(t);
-  const cluster = await startSimulatedCluster(dir, { bookmarkIntervalMs: options.bookmarkIntervalMs });
+  const cluster = await startSimulatedCluster(dir, { bookmarkIntervalMs: options.bookmarkIntervalMs, expiredWatch: options.expiredWatch });
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(cluster.kubeconfig);
   const limiter = new CountingLimiter();
-  const watch = new ClusterWatch({ kubeConfig, log: silentLogger, stallTimeoutMs, restartMinMs: 20, restartMaxMs: 100, limiter });
+  const watch = new ClusterWatch({ kubeConfig, log: silentLogger, stallTimeoutMs, restartMinMs: 20, restartMaxMs: 100, limiter, idleReopenMs: options.idleReopenMs });
   const restarts: string[] = [];
   const seen: string[] = [];
   watch.on("restart", (resource, reason) => restarts.push(`${resource}:${reason}`));
@@ -135,7 +141,7 @@ test("a failed list is a KubeHaproxyError with the HTTP status (issue 9, bug 9)"
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(cluster.kubeconfig);
   cluster.api.failNext(1, 503);
-  await assert.rejects(listAll(kubeConfig, "/api/v1/services"), (error) => isKubeHaproxyError(error, "E_API_REQUEST") && error.status === 503);
+  await assert.rejects(listEach(kubeConfig, "/api/v1/services", undefined, () => {}), (error) => isKubeHaproxyError(error, "E_API_REQUEST") && error.status === 503);
 });
 
 test("a handler that throws is reported, not swallowed by client-node, and the watch goes on", async (t) => {
@@ -150,4 +156,97 @@ test("a handler that throws is reported, not swallowed by client-node, and the w
   cluster.api.upsert("services", makeService("default", "after", [{ port: 80 }]));
   await waitFor(() => seen.includes("add:after"), 10_000, "the next event");
   assert.deepEqual(errors, ["services default/poison: boom"]);
+});
+
+test("410 Gone, as an ERROR event or as the HTTP status: list again, deleting what vanished; unchanged objects are no event", async (t) => {
+  for (const expiredWatch of ["event", "status"] as const) {
+    await t.test(expiredWatch, async (t) => {
+      const { cluster, watch, restarts, seen } = await setup(t, 0, { expiredWatch });
+      cluster.api.upsert("services", makeService("default", "kept", [{ port: 80 }]));
+      cluster.api.upsert("services", makeService("default", "gone", [{ port: 80 }]));
+      await watch.start();
+      const lists = cluster.api.stats().services.lists;
+      seen.length = 0;
+      cluster.api.pauseWatches(); // the open watches see none of what follows
+      cluster.api.remove("services", "default", "gone");
+      cluster.api.upsert("services", makeService("default", "new", [{ port: 80 }]));
+      cluster.api.compact();
+      cluster.api.dropWatches({ graceful: true }); // the server ends the watch; the re-watch is expired
+      cluster.api.resumeWatches();
+      await waitFor(() => seen.includes("delete:gone"), 10_000, "the vanished Service deleted");
+      assert.deepEqual(seen, ["add:new", "delete:gone"], "added and updated first, then deleted; nothing for the unchanged one");
+      assert.equal(cluster.api.stats().services.lists, lists + 1, "one list");
+      assert.deepEqual(restarts, [], "a 410 is no failure");
+      assert.deepEqual(watch.services().map((s) => s.metadata!.name).sort(), ["kept", "new"]);
+      cluster.api.upsert("services", makeService("default", "after", [{ port: 80 }]));
+      await waitFor(() => seen.includes("add:after"), 10_000, "the watch works again");
+    });
+  }
+});
+
+test("a watch the server ends cleanly is opened again from its resourceVersion: no list, no restart, nothing missed", async (t) => {
+  const { cluster, watch, restarts, seen } = await setup(t, 0);
+  await watch.start();
+  const before = cluster.api.stats().services;
+  cluster.api.dropWatches({ graceful: true });
+  cluster.api.upsert("services", makeService("default", "meanwhile", [{ port: 80 }]));
+  await waitFor(() => seen.includes("add:meanwhile"), 10_000, "the event made while no watch was open");
+  const after = cluster.api.stats().services;
+  assert.equal(after.lists, before.lists, "no list");
+  assert.equal(after.watches, before.watches + 1, "one new watch");
+  assert.deepEqual(restarts, []);
+});
+
+test("a watch that receives no byte for the idle timeout is opened again, without a restart", async (t) => {
+  const { cluster, watch, restarts, seen } = await setup(t, 0, { idleReopenMs: 300 });
+  await watch.start();
+  const before = cluster.api.stats().services.watches;
+  cluster.api.pauseWatches();
+  cluster.api.upsert("services", makeService("default", "held", [{ port: 80 }]));
+  await waitFor(() => cluster.api.stats().services.watches > before, 5_000, "a new watch after 300 ms of silence");
+  cluster.api.resumeWatches();
+  await waitFor(() => seen.includes("add:held"), 10_000, "the held event");
+  assert.deepEqual(restarts, []);
+});
+
+test("an unreadable watch line is a failure: the watch restarts from the last good resourceVersion", async (t) => {
+  const { cluster, watch, restarts, seen } = await setup(t, 0);
+  await watch.start();
+  cluster.api.upsert("services", makeService("default", "before", [{ port: 80 }]));
+  await waitFor(() => seen.includes("add:before"), 5_000, "the first event");
+  cluster.api.writeToWatches("services", "{not json\n");
+  await waitFor(() => restarts.includes("services:error"), 5_000, "a restart");
+  cluster.api.upsert("services", makeService("default", "after", [{ port: 80 }]));
+  await waitFor(() => seen.includes("add:after"), 10_000, "the next event");
+  assert.deepEqual(seen.filter((event) => event === "add:before"), ["add:before"], "resumed, not listed again from scratch");
+});
+
+test("objects are kept pruned to the fields translation reads (objects.ts), from the list and from the watch", async (t) => {
+  const { cluster, watch } = await setup(t, 0);
+  const extra = { managedFields: [{ manager: "kubectl", operation: "Apply", fieldsV1: { "f:spec": {} } }], ownerReferences: [] };
+  const service = (name: string) => makeService("default", name, [{ port: 80, name: "http" }], (s) => {
+    Object.assign(s.metadata!, extra);
+    s.spec!.selector = { app: name };
+    s.spec!.sessionAffinity = "ClientIP";
+  });
+  cluster.api.upsert("services", service("listed"));
+  cluster.api.upsert("endpointslices", makeSlice("default", "listed", "listed-1", [{ ip: "10.0.0.1" }], [{ port: 8080, name: "http" }], (slice) => {
+    Object.assign(slice.metadata!, extra);
+    slice.endpoints![0]!.targetRef = { kind: "Pod", name: "listed-abc", namespace: "default" };
+    slice.endpoints![0]!.nodeName = "node-1";
+  }));
+  const slices: string[] = [];
+  watch.on("endpointslice", (_type, slice) => slices.push(JSON.stringify(slice)));
+  await watch.start();
+  cluster.api.upsert("services", service("watched"));
+  await waitFor(() => watch.services().length === 2, 5_000, "the watched Service");
+  for (const kept of watch.services()) {
+    assert.deepEqual(Object.keys(kept).sort(), ["metadata", "spec"]);
+    assert.deepEqual(Object.keys(kept.metadata!).sort(), ["annotations", "creationTimestamp", "labels", "name", "namespace", "resourceVersion", "uid"]);
+    assert.deepEqual(kept.spec, { type: "ClusterIP", clusterIP: "10.96.0.10", ports: [{ name: "http", protocol: "TCP", port: 80 }], sessionAffinity: "ClientIP" });
+  }
+  const [slice] = watch.endpointSlices();
+  assert.deepEqual(slice!.endpoints, [{ addresses: ["10.0.0.1"], conditions: { ready: true, serving: true, terminating: false }, nodeName: "node-1" }]);
+  assert.equal(slices.length, 1);
+  assert.doesNotMatch(slices[0]!, /managedFields|targetRef|apiVersion/);
 });

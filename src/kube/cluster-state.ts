@@ -3,7 +3,7 @@
 // endpointslicecache does. Events update it; translate() reads one Service at a time, so a
 // slice change costs the size of its Service, not of the cluster.
 
-import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
+import type { V1EndpointSlice, V1Service } from "./objects.ts";
 import { serviceKey, sliceServiceKey, translateService, type ServiceTranslation, type TranslateOptions } from "./translate.ts";
 import type { WatchEventType } from "./watch.ts";
 

@@ -5,6 +5,9 @@
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
+// The package whole, though only KubeConfig is used: importing just `dist/config.js` measured
+// the same RSS (127 MB against 42 MB bare), since it loads the generated models itself
+// (README, Dependencies).
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubeHaproxyError } from "../errors.ts";
 

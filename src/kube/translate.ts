@@ -3,7 +3,7 @@
 // the watches, the log and the clock; this file reads snapshots and returns sorted data. Bad
 // objects become Skip records, never exceptions (kube-proxy logs and skips them too).
 
-import type { V1EndpointConditions, V1EndpointSlice, V1Service, V1ServicePort } from "@kubernetes/client-node";
+import type { V1EndpointConditions, V1EndpointSlice, V1Service, V1ServicePort } from "./objects.ts";
 import { backendName, endpointKey, isEndpointAddress, isPort, parseHealthCheck } from "../model.ts";
 import type { Backend, BackendMode, Bind, Endpoint, HealthCheck } from "../model.ts";
 import { familyOf, perFamily } from "./families.ts";

@@ -245,6 +245,11 @@ export class FakeApiServer {
     }
   }
 
+  /** Writes `text` as it is to every open watch of `kind` (a broken stream, for tests). */
+  writeToWatches(kind: Kind, text: string): void {
+    for (const s of this.#streams) if (s.kind === kind) s.res.write(text);
+  }
+
   /** compact() + dropWatches(): every re-watch from a known version gets 410, forcing a re-list. */
   expireAll(opts: { graceful?: boolean } = {}): void {
     this.compact();
