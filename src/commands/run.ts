@@ -35,7 +35,7 @@ export async function run({ options, log, label }: Setup, env: NodeJS.ProcessEnv
   void sidecar.started.then(() => waiting.done());
   const signal = await stopSignal;
   log.info(`${signal}: stopping`);
-  // A client-node watch that was reconnecting can outlive stop(): never hang on it.
+  // A stop that waits on something stuck (a request to a dead API server) must not hang the exit.
   setTimeout(() => process.exit(0), 5_000).unref();
   await sidecar.stop();
 }
