@@ -32,11 +32,12 @@ async function setup(
   t: Parameters<typeof tempDir>[0],
   options: { slots?: number; pods?: number; runtimeAddress?: string; algorithm?: string; deleteRetryMs?: number } = {},
 ): Promise<Setup> {
-  const dir = await tempDir(t);
-  const port = await freePort();
   // Each cleanup is registered as soon as its thing runs: when HAProxy refuses to start, the
-  // pods must still stop, or they keep the test process (and `npm test`) alive.
+  // pods must still stop, or they keep the test process (and `npm test`) alive. The folder is
+  // the first registered, so it is removed last, after HAProxy has stopped writing to it.
   const defer = deferrer(t);
+  const dir = await tempDir({ after: defer });
+  const port = await freePort();
   const pods = await startPods(options.pods ?? 4, { base: 1 + Math.floor(Math.random() * 200) });
   defer(() => Promise.all(pods.map((pod) => pod.stop())));
   const backend = makeBackend("default:web:80", [], { binds: [{ address: "127.0.0.1", port }], minSlots: options.slots ?? 4, algorithm: options.algorithm ?? "roundrobin" });
