@@ -1,5 +1,5 @@
 // This node's zone from its Node object (src/kube/node.ts), read over HTTPS from the fake API
-// server with client-node's own client: the label, no label, no such Node, a failing server.
+// server with the project's authenticated GET (kube/list.ts): the label, no label, no such Node, a failing server.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
