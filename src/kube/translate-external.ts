@@ -17,8 +17,8 @@
 // capture tells them apart by source, kube-proxy's --detect-local-mode ClusterCIDR).
 
 import { BlockList, SocketAddress, isIP } from "node:net";
-import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
 import { backendName, endpointKey, isEndpointAddress, isPort, type Backend, type Bind, type Endpoint } from "../model.ts";
+import type { V1EndpointSlice, V1Service } from "./objects.ts";
 
 /** One Service port as the spec declares it (name, port, nodePort). */
 type ServicePort = NonNullable<NonNullable<V1Service["spec"]>["ports"]>[number];
@@ -225,7 +225,7 @@ export interface DestinationConflict {
  * Deterministic: Services by age, then key; backends by name.
  */
 export function resolveDestinationConflicts<T extends Claimant>(translations: readonly T[]): { readonly translations: T[]; readonly skipped: DestinationConflict[] } {
-  const ordered = [...translations].sort((a, b) => a.createdAt - b.createdAt || compareText(a.key, b.key));
+  const ordered = [...translations].sort(oldestFirst);
   const owners = new Map<string, string>(); // destination → the servicePort that holds it
   const skipped: DestinationConflict[] = [];
   const out: T[] = [];
@@ -260,6 +260,12 @@ function destinationOf(bind: Bind): string {
   return endpointKey({ ip: new SocketAddress({ address: bind.address, family }).address, port: bind.port });
 }
 
-function compareText(a: string, b: string): number {
+/** Who keeps a contested port or destination: the older Service, then the first by namespace/name (kube-proxy's rule). */
+export function oldestFirst(a: { readonly createdAt: number; readonly key: string }, b: { readonly createdAt: number; readonly key: string }): number {
+  return a.createdAt - b.createdAt || compareText(a.key, b.key);
+}
+
+/** Code-unit order, not locale order: the same on every machine. */
+export function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

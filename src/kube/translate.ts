@@ -7,7 +7,7 @@ import type { V1EndpointConditions, V1EndpointSlice, V1Service, V1ServicePort } 
 import { backendName, endpointKey, isEndpointAddress, isPort, parseHealthCheck } from "../model.ts";
 import type { Backend, BackendMode, Bind, Endpoint, HealthCheck } from "../model.ts";
 import { familyOf, perFamily } from "./families.ts";
-import { healthCheckNodePort, withExternal, type HealthCheckNodePort } from "./translate-external.ts";
+import { compareText, healthCheckNodePort, oldestFirst, withExternal, type HealthCheckNodePort } from "./translate-external.ts";
 import { availableForTopology, hintsOf, topologyMode, type HintedEndpoint, type NodeTopology } from "./topology.ts";
 
 /**
@@ -153,7 +153,7 @@ export function translateService(
   // was edited must not leak endpoints into another Service. Sorted by name so that the skip
   // records come out in the same order whatever order the watch delivered the slices in.
   const own = slices.filter((slice) => sliceServiceKey(slice) === key)
-    .sort((a, b) => compare(a.metadata?.name ?? "", b.metadata?.name ?? ""));
+    .sort((a, b) => compareText(a.metadata?.name ?? "", b.metadata?.name ?? ""));
   const triggerTime = newestTriggerTime(own);
   // FQDN slices are deprecated and ignored by kube-proxy. Local/mesh split the families (families.ts).
   const ipSlices = own.filter((slice) => slice.addressType === "IPv4" || slice.addressType === "IPv6");
@@ -193,7 +193,7 @@ export function translateService(
   }
   const mesh = options.mesh && options.local ? meshPart(service, key, backends, ipSlices, options.local.nodeName, skipped) : undefined;
   const served = options.local ? perFamily(mesh?.backends ?? backends, familyOf(clusterIPs[0]!), (backend) => clusterEndpoints(service, key, backend, ipSlices)) : backends;
-  served.sort((a, b) => compare(a.name, b.name));
+  served.sort((a, b) => compareText(a.name, b.name));
   return { key, backends: served, skipped, createdAt, ...(mesh?.healthCheckNodePort ? { healthCheckNodePort: mesh.healthCheckNodePort } : {}) };
 }
 
@@ -233,12 +233,12 @@ function meshPart(service: V1Service, key: string, backends: Backend[], slices: 
 export function resolvePortConflicts(
   translations: readonly ServiceTranslation[],
 ): { readonly backends: readonly Backend[]; readonly skipped: readonly Skip[] } {
-  const ordered = [...translations].sort((a, b) => a.createdAt - b.createdAt || compare(a.key, b.key));
+  const ordered = [...translations].sort(oldestFirst);
   const owners = new Map<string, Backend>(); // bind address:port → the backend that holds it
   const backends: Backend[] = [];
   const skipped: Skip[] = [];
   for (const translation of ordered) {
-    for (const backend of [...translation.backends].sort((a, b) => compare(a.name, b.name))) {
+    for (const backend of [...translation.backends].sort((a, b) => compareText(a.name, b.name))) {
       // Binds compare exactly: in onlyfetch every frontend shares one bindAddress.
       const clash = backend.binds.find((bind) => owners.has(bindKey(bind)));
       if (clash) {
@@ -252,8 +252,8 @@ export function resolvePortConflicts(
       backends.push(backend);
     }
   }
-  backends.sort((a, b) => compare(a.name, b.name));
-  skipped.sort((a, b) => compare(a.service, b.service) || compare(a.port ?? "", b.port ?? ""));
+  backends.sort((a, b) => compareText(a.name, b.name));
+  skipped.sort((a, b) => compareText(a.service, b.service) || compareText(a.port ?? "", b.port ?? ""));
   return { backends, skipped };
 }
 
@@ -442,7 +442,7 @@ function portEndpoints(
   return candidates
     .filter((c) => c.rank !== RANK.other)
     .map((c): Endpoint => ({ ip: c.ip, port: c.port, state: anyReady && c.rank === RANK.servingTerminating ? "drain" : "ready" }))
-    .sort((a, b) => compare(a.ip, b.ip) || a.port - b.port);
+    .sort((a, b) => compareText(a.ip, b.ip) || a.port - b.port);
 }
 
 /** The newest last-change-trigger-time over the slices (the network-programming latency start). */
@@ -469,9 +469,4 @@ function isIpv4MappedIpv6(ip: string): boolean {
 
 function bindKey(bind: Bind): string {
   return endpointKey({ ip: bind.address, port: bind.port });
-}
-
-/** Code-unit order, not locale order: the same on every machine. */
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
