@@ -435,7 +435,7 @@ describe("deploy/: RBAC is exactly what the code reads", () => {
     assert.ok(files.includes(watchTs));
     for (const file of files) {
       const text = await readFile(file, "utf8");
-      // Paths as informers take them: /api/v1/[namespaces/${ns}/]services, /apis/<group>/<version>/…
+      // Paths as lists and watches take them: /api/v1/[namespaces/${ns}/]services, /apis/<group>/<version>/…
       for (const [, path] of text.matchAll(/["'`](\/apis?\/[^"'`\s]*)["'`]/g)) {
         const segments = path!.split("/").filter(Boolean);
         const [root, ...rest] = segments;
@@ -445,7 +445,9 @@ describe("deploy/: RBAC is exactly what the code reads", () => {
         const resource = rest[resourceAt];
         assert.ok(resource !== undefined && /^[a-z]+$/.test(resource), `${relative(ROOT, file)}: a resource in ${path}`);
         const sub = rest[resourceAt + 2];
-        add(group, sub ? `${resource}/${sub}` : resource, ["list", "watch"]);
+        // `<resource>/<name>`: one object read (get), as kube/node.ts reads its Node.
+        const named = rest[resourceAt + 1] !== undefined && sub === undefined;
+        add(group, sub ? `${resource}/${sub}` : resource, named ? ["get"] : ["list", "watch"]);
       }
       // client-node API objects: const core = kubeConfig.makeApiClient(CoreV1Api); core.listNamespacedService(…)
       const clients = new Map<string, string>();
