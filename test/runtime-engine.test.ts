@@ -2,6 +2,7 @@
 // traffic to loopback pods.
 
 import assert from "node:assert/strict";
+import { readFile, readdir } from "node:fs/promises";
 import { Agent, request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -108,6 +109,13 @@ describe("runtime client", () => {
     client.on("disconnect", (error) => disconnects.push((error as KubeHaproxyError).code));
     process.kill(worker.pid, "SIGSTOP");
     try {
+      // A signal is delivered asynchronously: on a busy machine the worker could still answer a
+      // command sent at once. Every thread of it stopped ("T" in /proc) before the command goes.
+      await waitFor(async () => {
+        const threads = await readdir(`/proc/${worker.pid}/task`);
+        const states = await Promise.all(threads.map(async (id) => /\) (\w)/.exec(await readFile(`/proc/${worker.pid}/task/${id}/stat`, "utf8"))?.[1]));
+        return states.every((state) => state === "T");
+      }, 5_000, "the worker stopped");
       await assert.rejects(client.execute(showServersState()), (error) => isKubeHaproxyError(error, "E_COMMAND_TIMEOUT"));
       assert.deepEqual(disconnects, ["E_COMMAND_TIMEOUT"]);
     } finally {
