@@ -222,6 +222,20 @@ async function cost(services: number, changes: number, log: (line: string) => vo
   }
 }
 
+/**
+ * The rounds to run, as [Service ports, changes]. KUBE_HAPROXY_BENCH_COST_ROUNDS="10000:10000"
+ * (comma-separated) picks others, e.g. only the 100,000-endpoint round while working on it.
+ */
+function costRounds(quick: boolean): Array<[number, number]> {
+  const chosen = process.env.KUBE_HAPROXY_BENCH_COST_ROUNDS;
+  if (!chosen) return quick ? [[1_000, 1_000]] : [[1_000, 2_000], [10_000, 10_000]];
+  return chosen.split(",").map((round) => {
+    const [services, changes] = round.split(":").map(Number);
+    if (!Number.isInteger(services) || !Number.isInteger(changes) || services! < 1 || changes! < 0) throw new TypeError(`KUBE_HAPROXY_BENCH_COST_ROUNDS: "${round}" is not SERVICES:CHANGES`);
+    return [services!, changes!];
+  });
+}
+
 /** Each issue 14 figure of one run, with its goal. */
 function goalFigures(r: CostRun): string {
   const mb = (x: number): string => `${x.toFixed(0)} MB`;
@@ -240,7 +254,8 @@ export const controllerCostScenario: Scenario = {
   name: "controller-cost",
   async run(context: ScenarioContext): Promise<ScenarioResult> {
     const measure = (services: number, changes: number): Promise<CostRun> => retryOnBindConflict(() => cost(services, changes, context.log), context.log);
-    const runs = context.quick ? [await measure(1_000, 1_000)] : [await measure(1_000, 2_000), await measure(10_000, 10_000)];
+    const runs: CostRun[] = [];
+    for (const [services, changes] of costRounds(context.quick)) runs.push(await measure(services, changes));
     const goals = runs.at(-1)!;
     const mb = (x: number): string => `${x.toFixed(0)} MB`;
     const n = (x: number): string => x.toLocaleString("en-US");
