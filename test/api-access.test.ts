@@ -5,6 +5,8 @@
 
 import assert from "node:assert/strict";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { connect, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { isKubeHaproxyError } from "../src/errors.ts";
@@ -155,4 +157,39 @@ test("kubeconfig: credentials that cannot be applied fail each request with clie
   await writeFile(certFile, "not checked before a connection\n");
   const { agent } = await access.requestOptions();
   assert.equal(String((agent as unknown as { options: { cert?: Buffer } }).options.cert), "not checked before a connection\n");
+});
+
+test("kubeconfig with a proxy-url: client-node's proxy agent, in the sidecar's process (it cannot cross processes), reaches the API through the proxy", { timeout: 60_000 }, async (t) => {
+  const dir = await tempDir(t);
+  const { api, ca } = await fakeApi(t, dir);
+  // An HTTP CONNECT proxy to loopback, recording where it was asked to go.
+  const tunnels: string[] = [];
+  const sockets = new Set<{ destroy(): void }>();
+  const proxy = createServer().on("connect", (req, client) => {
+    tunnels.push(req.url ?? "");
+    const [host, port] = (req.url ?? "").split(":");
+    sockets.add(client);
+    const upstream = connect(Number(port), host, () => {
+      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      upstream.pipe(client).pipe(upstream);
+    });
+    sockets.add(upstream);
+    upstream.on("error", () => client.destroy());
+    client.on("error", () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  t.after(() => {
+    for (const socket of sockets) socket.destroy(); // the agent keeps its tunnel open
+    return new Promise((resolve) => proxy.close(resolve));
+  });
+  const path = join(dir, "kubeconfig");
+  await writeFile(path, JSON.stringify({
+    apiVersion: "v1", kind: "Config", "current-context": "c",
+    clusters: [{ name: "c", cluster: { server: api.url, "certificate-authority-data": Buffer.from(ca).toString("base64"), "proxy-url": `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` } }],
+    users: [{ name: "u", user: { token: DEFAULT_TEST_TOKEN } }],
+    contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
+  }));
+  const access = loadKubeConfig(path, {});
+  assert.deepEqual(await names(access), ["web"]);
+  assert.deepEqual(tunnels, [new URL(api.url).host]);
 });
