@@ -216,6 +216,7 @@ function parseAnswer(request: LoaderRequest, error: Error | undefined, stdout: s
       // reported below
     }
   }
-  const why = error?.message.split("\n")[0] ?? (stderr.trim().split("\n").at(-1) || "no answer");
+  // The loader's own last words first: execFile's error message is the whole command line.
+  const why = stderr.trim().split("\n").at(-1) || error?.message.split("\n")[0] || "no answer";
   return { ok: false, message: `${request.source}: not loaded (${why})` };
 }
