@@ -2,7 +2,9 @@
 // else receives a Logger and never reads process.env or writes to stdout itself. One line per
 // event in both formats: consola's own reporters box warnings in blank lines, so ours replace them.
 
-import { createConsola, type ConsolaInstance, type LogObject } from "consola";
+// consola/core: the reporters are ours, so the main entry's (fancy, box, colours) are not loaded
+// (~2 MB of the sidecar's RSS, measured).
+import { createConsola, type ConsolaInstance, type LogObject } from "consola/core";
 
 export type Logger = Pick<ConsolaInstance, "error" | "warn" | "info" | "debug">;
 

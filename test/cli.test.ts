@@ -91,7 +91,7 @@ test("version: --version and the version subcommand; they load no dependency and
   }
 });
 
-test("run, render and status never load the demo or the simulated cluster; --help loads no dependency", async (t) => {
+test("run, render and status never load the demo, the simulated cluster or client-node; --help loads no dependency", async (t) => {
   const dir = await tempDir(t);
   const garbage = join(dir, "garbage.kubeconfig");
   await writeFile(garbage, "garbage\n");
@@ -111,6 +111,8 @@ test("run, render and status never load the demo or the simulated cluster; --hel
     if (name !== "help") assert.ok(loaded.includes(`${SRC}/commands/${name}.ts`), `${name} loaded its module`);
     const forbidden = loaded.filter((url) => url.startsWith(`${SRC}/sim/`) || url === `${SRC}/demo.ts` || url === `${SRC}/commands/demo.ts`);
     assert.deepEqual(forbidden, [], `${name} loads neither the demo nor src/sim/`);
+    // client-node's ~85 MB stay out of the process: the kubeconfig is read by the loader process.
+    assert.deepEqual(loaded.filter((url) => url.includes("/node_modules/@kubernetes/client-node/")), [], `${name} loads no client-node`);
     if (name === "help" || name === "status") assert.deepEqual(loaded.filter((url) => url.includes("/node_modules/")), [], `${name} loads no dependency`);
   }
 });

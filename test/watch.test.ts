@@ -3,9 +3,9 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { KubeConfig } from "@kubernetes/client-node";
 import { silentLogger } from "../src/log.ts";
 import { isKubeHaproxyError } from "../src/errors.ts";
+import { loadKubeConfig } from "../src/kube/kubeconfig.ts";
 import { listEach } from "../src/kube/list.ts";
 import { ClusterWatch, type Limiter } from "../src/kube/watch.ts";
 import { startSimulatedCluster } from "../src/sim/cluster.ts";
@@ -38,8 +38,7 @@ interface SetupOptions {
 async function setup(t: Parameters<typeof tempDir>[0], stallTimeoutMs: number, options: SetupOptions = {}) {
   const dir = await tempDir(t);
   const cluster = await startSimulatedCluster(dir, { bookmarkIntervalMs: options.bookmarkIntervalMs, expiredWatch: options.expiredWatch });
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(cluster.kubeconfig);
+  const kubeConfig = loadKubeConfig(cluster.kubeconfig, {});
   const limiter = new CountingLimiter();
   const watch = new ClusterWatch({ kubeConfig, log: silentLogger, stallTimeoutMs, restartMinMs: 20, restartMaxMs: 100, limiter, idleReopenMs: options.idleReopenMs });
   const restarts: string[] = [];
@@ -138,8 +137,7 @@ test("a silent watch is restarted when the stall timeout expires, not later (iss
 
 test("a failed list is a KubeHaproxyError with the HTTP status (issue 9, bug 9)", async (t) => {
   const { cluster } = await setup(t, 0);
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(cluster.kubeconfig);
+  const kubeConfig = loadKubeConfig(cluster.kubeconfig, {});
   cluster.api.failNext(1, 503);
   await assert.rejects(listEach(kubeConfig, "/api/v1/services", undefined, () => {}), (error) => isKubeHaproxyError(error, "E_API_REQUEST") && error.status === 503);
 });

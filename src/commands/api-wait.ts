@@ -11,7 +11,7 @@ import { interceptLogger, type Logger } from "../log.ts";
  * such file, not a kubeconfig, no current cluster) into one line and exit 2 at once.
  */
 export function apiServer(kubeconfig: string | undefined, env: NodeJS.ProcessEnv): string {
-  return loadKubeConfig(kubeconfig, env).getCurrentCluster()!.server;
+  return loadKubeConfig(kubeconfig, env).server;
 }
 
 export type ApiFailure = "permanent" | "transient";

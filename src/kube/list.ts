@@ -1,22 +1,20 @@
-// Requests to the API server over node:http(s), authenticated by client-node's KubeConfig
-// (applyToHTTPSOptions: CA, client certificates, tokens, exec and OIDC plugins, proxies), and
+// Requests to the API server over node:http(s), authenticated with what the kubeconfig or the
+// service account gives (api-access.ts; a 401 has the credentials read again), and
 // the list: page by page (`limit`/`continue`), each page parsed, handed on item by item, and
 // dropped, so that a large cluster is never held twice at startup. Every page comes from one
 // consistent snapshot, the first page's (the API server keeps it for the continue token).
 
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from "node:http";
 import { request as httpsRequest } from "node:https";
-import type { KubeConfig } from "@kubernetes/client-node";
 import { KubeHaproxyError } from "../errors.ts";
+import type { ApiAccess } from "./api-access.ts";
 
 const LIST_PAGE = 500;
 const LIST_TIMEOUT_MS = 60_000;
 
 /** The API server's URL for `path` with `query` (undefined values left out). */
-export function apiUrl(kubeConfig: KubeConfig, path: string, query: Record<string, string | undefined>): URL {
-  const server = kubeConfig.getCurrentCluster()?.server;
-  if (!server) throw new KubeHaproxyError("E_BAD_OPTION", "no current cluster in the kubeconfig");
-  const url = new URL(server.replace(/\/$/, "") + path);
+export function apiUrl(access: ApiAccess, path: string, query: Record<string, string | undefined>): URL {
+  const url = new URL(access.server.replace(/\/$/, "") + path);
   for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, value);
   return url;
 }
@@ -25,13 +23,15 @@ export function apiUrl(kubeConfig: KubeConfig, path: string, query: Record<strin
  * A GET with the kubeconfig's credentials; resolves with the response headers (any status).
  * `sent` receives the request at once, so that its owner can abort it before any answer.
  */
-export async function apiGet(kubeConfig: KubeConfig, url: URL, timeoutMs?: number, sent?: (req: ClientRequest) => void): Promise<{ readonly req: ClientRequest; readonly res: IncomingMessage }> {
-  const options: RequestOptions & { headers: Record<string, string> } = { headers: {} };
-  await kubeConfig.applyToHTTPSOptions(options);
-  options.headers.accept = "application/json";
+export async function apiGet(access: ApiAccess, url: URL, timeoutMs?: number, sent?: (req: ClientRequest) => void): Promise<{ readonly req: ClientRequest; readonly res: IncomingMessage }> {
+  const options: RequestOptions = await access.requestOptions();
+  const headers = { ...options.headers, accept: "application/json" };
   const send = url.protocol === "https:" ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = send(url, { ...options, method: "GET", ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }) }, (res) => resolve({ req, res }));
+    const req = send(url, { ...options, headers, method: "GET", ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }) }, (res) => {
+      if (res.statusCode === 401) access.refused();
+      resolve({ req, res });
+    });
     req.on("timeout", () => req.destroy(new KubeHaproxyError("E_API_REQUEST", `GET ${url.pathname}: no answer in ${Math.round((timeoutMs ?? 0) / 1000)} s`)));
     req.on("error", reject);
     sent?.(req);
@@ -60,12 +60,12 @@ export async function httpError(url: URL, res: IncomingMessage): Promise<KubeHap
  * Lists every object at `path`, page by page, calling `onItem` with each raw item (plain JSON)
  * as its page arrives; resolves with the snapshot's resourceVersion.
  */
-export async function listEach(kubeConfig: KubeConfig, path: string, labelSelector: string | undefined, onItem: (item: unknown) => void): Promise<string | undefined> {
+export async function listEach(access: ApiAccess, path: string, labelSelector: string | undefined, onItem: (item: unknown) => void): Promise<string | undefined> {
   let continueToken: string | undefined;
   let resourceVersion: string | undefined;
   do {
-    const url = apiUrl(kubeConfig, path, { limit: String(LIST_PAGE), labelSelector, continue: continueToken });
-    const { res } = await apiGet(kubeConfig, url, LIST_TIMEOUT_MS);
+    const url = apiUrl(access, path, { limit: String(LIST_PAGE), labelSelector, continue: continueToken });
+    const { res } = await apiGet(access, url, LIST_TIMEOUT_MS);
     if (res.statusCode !== 200) throw await httpError(url, res);
     const body = await readBody(res);
     let page: { items?: unknown[]; metadata?: { resourceVersion?: string; continue?: string } };

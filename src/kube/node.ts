@@ -6,20 +6,20 @@
 // node runs, and a watch of every Node in the cluster for one label would cost more RBAC (list,
 // watch on all nodes) and memory than it is worth. A relabelled node takes a sidecar restart.
 
-import type { KubeConfig } from "@kubernetes/client-node";
 import { KubeHaproxyError } from "../errors.ts";
+import type { ApiAccess } from "./api-access.ts";
 import { apiGet, apiUrl, readBody } from "./list.ts";
 
 export const LABEL_ZONE = "topology.kubernetes.io/zone";
 const READ_TIMEOUT_MS = 10_000;
 
 /** The zone label of Node `nodeName`; undefined when it has none. E_API_REQUEST when it cannot be read (with why, in one sentence). */
-export async function readNodeZone(kubeConfig: KubeConfig, nodeName: string): Promise<string | undefined> {
+export async function readNodeZone(access: ApiAccess, nodeName: string): Promise<string | undefined> {
   const name = JSON.stringify(nodeName);
   let status: number | undefined;
   let body: string;
   try {
-    const { res } = await apiGet(kubeConfig, apiUrl(kubeConfig, `/api/v1/nodes/${encodeURIComponent(nodeName)}`, {}), READ_TIMEOUT_MS);
+    const { res } = await apiGet(access, apiUrl(access, `/api/v1/nodes/${encodeURIComponent(nodeName)}`, {}), READ_TIMEOUT_MS);
     status = res.statusCode;
     body = await readBody(res);
   } catch (error) {

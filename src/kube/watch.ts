@@ -20,9 +20,9 @@
 
 import { EventEmitter } from "node:events";
 import type { ClientRequest } from "node:http";
-import type { KubeConfig } from "@kubernetes/client-node";
 import { KubeHaproxyError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { ApiAccess } from "./api-access.ts";
 import { LineSplitter } from "./lines.ts";
 import { apiGet, apiUrl, httpError, listEach } from "./list.ts";
 import { pruneEndpointSlice, pruneService, type V1EndpointSlice, type V1Service } from "./objects.ts";
@@ -32,7 +32,8 @@ export type WatchEventType = "add" | "update" | "delete";
 export type Resource = "services" | "endpointslices";
 
 export interface ClusterWatchOptions {
-  readonly kubeConfig: KubeConfig;
+  /** The loaded kubeconfig or service account (kubeconfig.ts). */
+  readonly kubeConfig: ApiAccess;
   readonly log: Logger;
   /** Watch one namespace only. */
   readonly namespace?: string;
@@ -121,7 +122,7 @@ interface Kept {
 
 interface ResourceWatchOptions<T extends Kept> {
   readonly resource: Resource;
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: ApiAccess;
   readonly log: Logger;
   readonly path: string;
   readonly labelSelector?: string;
