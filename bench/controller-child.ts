@@ -19,6 +19,7 @@
 import { writeFile } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
 import { createInterface } from "node:readline";
+import { getHeapStatistics } from "node:v8";
 import { clusterWatch, renderOptions, translateOptions } from "../src/compose.ts";
 import { loadKubeConfig } from "../src/kube/kubeconfig.ts";
 import { layoutBackend } from "../src/dataplane/planner.ts";
@@ -45,7 +46,12 @@ const retained = () => {
   (globalThis as { gc?: () => void }).gc?.();
   return { retainedHeapMb: process.memoryUsage().heapUsed / 2 ** 20, rssAfterGcMb: process.memoryUsage().rss / 2 ** 20 };
 };
-const memory = () => ({ rssMb: process.memoryUsage().rss / 2 ** 20, heapUsedMb: process.memoryUsage().heapUsed / 2 ** 20, maxRssMb: process.resourceUsage().maxRSS / 1024 });
+const memory = () => ({ rssMb: process.memoryUsage().rss / 2 ** 20, heapUsedMb: process.memoryUsage().heapUsed / 2 ** 20, maxRssMb: process.resourceUsage().maxRSS / 1024, ...limits() });
+/** The memory limit Node found (a cgroup's, as a Pod's container has; 0: none) and the heap limit V8 chose from it. */
+const limits = () => {
+  const limit = process.constrainedMemory(); // 0 or 2^64 - 1 when there is none, by Node version
+  return { constrainedMb: limit === 0 || limit >= 2 ** 60 ? 0 : limit / 2 ** 20, heapLimitMb: getHeapStatistics().heap_size_limit / 2 ** 20 };
+};
 
 /** The kubeconfig loaded before the clock starts, as `run` and `render` do (commands/api-wait.ts); how long it took. */
 function preload(kubeconfig: string): number {
@@ -88,7 +94,7 @@ async function sidecar(args: ChildArgs): Promise<void> {
     await car.started;
     const listed = { listedMs: performance.now() - t0, listedRssMb: process.memoryUsage().rss / 2 ** 20, listedMaxRssMb: process.resourceUsage().maxRSS / 1024 };
     await car.dataplane.whenSynced();
-    say({ ready: true, startupMs: performance.now() - t0, startupCpuMs: cpuMs(cpu0), ...listed, ...memory() });
+    say({ ready: true, startupMs: performance.now() - t0, sinceProcessStartMs: performance.now(), startupCpuMs: cpuMs(cpu0), ...listed, ...memory() });
     const lines = createInterface({ input: process.stdin });
     const line = await new Promise<string>((resolve) => lines.once("line", resolve));
     lines.close();
