@@ -229,7 +229,7 @@ export async function measureProcessAck(o: SidecarProcessOptions & { samples: nu
     const marksFile = join(dir, "sidecar.json");
     const relayFile = join(dir, "relay.json");
     const p = await startSidecarProcess({ ...o, marksFile, relayFile });
-    const windows: { t0: number; until: number }[] = [];
+    const starts: number[] = [];
     const api: number[] = [];
     const relayAt: number[] = [];
     try {
@@ -245,7 +245,7 @@ export async function measureProcessAck(o: SidecarProcessOptions & { samples: nu
         p.relay();
         await sleep(SETTLE_MS);
         if (i >= o.warmup) {
-          windows.push({ t0, until: r0 });
+          starts.push(t0);
           api.push(written - t0);
           relayAt.push(r0);
         }
@@ -256,6 +256,9 @@ export async function measureProcessAck(o: SidecarProcessOptions & { samples: nu
     }
     const { marks } = JSON.parse(await readFile(marksFile, "utf8")) as { marks: Mark[] };
     const relayed = JSON.parse(await readFile(relayFile, "utf8")) as [number, number][];
+    // A change's window runs to the next one's write: HAProxy may show the change before the
+    // sidecar has read its reply, and the relay's command leaves no mark in the sidecar.
+    const windows = starts.map((t0, i) => ({ t0, until: starts[i + 1] ?? Infinity }));
     const stages = stagesOf(marks, windows);
     const done = stages.filter((s) => s !== undefined);
     const raw: number[] = [];
@@ -276,7 +279,7 @@ export async function measureProcessAck(o: SidecarProcessOptions & { samples: nu
       rawWake,
       incomplete: stages.length - done.length,
       gcOverlapped: done.filter((s) => s.gcPauses.length > 0).length,
-      gcPauses: marks.filter((m) => m[0].startsWith("gc") && m[1] >= windows[0]!.t0 && m[1] <= windows.at(-1)!.until).map((m) => m[2]),
+      gcPauses: marks.filter((m) => m[0].startsWith("gc") && m[1] >= starts[0]! && m[1] <= starts.at(-1)! + SETTLE_MS).map((m) => m[2]),
     };
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -19,6 +19,8 @@ describe("stagesOf", () => {
     ["write", 11.6, 60],
     ["reply", 12, 40],
     ["reply", 12.4, 30], // the last reply chunk: the change is applied
+    ["write", 13, 20], // a full sync's command, and its reply: not the change's
+    ["reply", 19, 3_000_000],
     ["gc4", 11.2, 0.3],
     ["parse", 21, 880], // the second window: parsed, never written
     ["gc1", 30, 2],

@@ -37,7 +37,9 @@ export function stagesOf(marks: readonly Mark[], windows: readonly Window[]): (S
     if (!parse) return undefined;
     const tls = inside.findLast((m) => m[0] === "tls" && m[1] <= parse[1]);
     const write = inside.find((m) => m[0] === "write" && m[1] >= parse[1]);
-    const reply = write && inside.findLast((m) => m[0] === "reply" && m[1] >= write[1]);
+    // The change's replies: up to the sidecar's next write (a periodic full sync's are not its).
+    const next = write && inside.find((m) => m[0] === "write" && m[1] > write[1]);
+    const reply = write && inside.findLast((m) => m[0] === "reply" && m[1] >= write[1] && m[1] < (next?.[1] ?? Infinity));
     if (!tls || !write || !reply) return undefined;
     const end = reply[1];
     return {
