@@ -212,6 +212,8 @@ export interface ProcessAckSamples {
   readonly incomplete: number;
   /** Samples a GC pause of the sidecar overlapped, and the pauses during the samples. */
   readonly gcOverlapped: number;
+  /** `total` of the samples no GC pause overlapped: the tail without the sidecar's GC. */
+  readonly totalWithoutGc: number[];
   readonly gcPauses: number[];
 }
 
@@ -279,6 +281,7 @@ export async function measureProcessAck(o: SidecarProcessOptions & { samples: nu
       rawWake,
       incomplete: stages.length - done.length,
       gcOverlapped: done.filter((s) => s.gcPauses.length > 0).length,
+      totalWithoutGc: done.filter((s) => s.gcPauses.length === 0).map((s) => s.total),
       gcPauses: marks.filter((m) => m[0].startsWith("gc") && m[1] >= starts[0]! && m[1] <= starts.at(-1)! + SETTLE_MS).map((m) => m[2]),
     };
   } finally {
