@@ -26,7 +26,7 @@ import { parseServersState, stateOf } from "../src/haproxy/servers-state.ts";
 import { silentLogger } from "../src/log.ts";
 import { startSimulatedCluster } from "../src/sim/cluster.ts";
 import { startGracefulPods, type GracefulPod } from "../src/sim/graceful-pod.ts";
-import { startHaproxy, type HaproxyProcess } from "../src/sim/haproxy.ts";
+import { startHaproxy } from "../src/sim/haproxy.ts";
 import { makeService, makeSlice } from "../src/sim/objects.ts";
 import { freePort } from "../src/sim/pods.ts";
 import { fastOptions } from "../src/sim/world.ts";
@@ -47,18 +47,12 @@ export interface SidecarProcessOptions {
   readonly marksFile?: string;
   /** Also start the raw relay (lib/raw-relay.ts), marking into this file. */
   readonly relayFile?: string;
-  /** Node options for the sidecar process (e.g. V8 flags), before its script. */
-  readonly nodeFlags?: readonly string[];
-  /** --nbthread. @default the sidecar's default */
-  readonly nbthread?: string;
 }
 
 export interface SidecarProcess {
   readonly port: number;
-  readonly backend: string;
   readonly a: GracefulPod;
   readonly b: GracefulPod;
-  readonly haproxy: HaproxyProcess;
   /** The API write: makes `ip` the measured Service's first endpoint. */
   setEndpoint(ip: string): void;
   /** One `show servers state` poll: `to` ready and `from` not. */
@@ -95,18 +89,15 @@ export async function startSidecarProcess(o: SidecarProcessOptions = {}): Promis
       cluster.api.upsert("endpointslices", makeSlice("default", `svc${s}`, `svc${s}-1`, [{ ip: `127.68.${s % 250}.${Math.floor(s / 250) + 1}` }, ...fillers(s)], [{ port: 8080 }]));
     });
     const slots = 16;
-    const nbthread = o.nbthread === undefined ? {} : { nbthread: o.nbthread };
-    const options = fastOptions(dir, cluster.kubeconfig, slots, nbthread);
+    const options = fastOptions(dir, cluster.kubeconfig, slots);
     await renderFromCluster(options, silentLogger, {});
     const haproxy = await startHaproxy({ dir, configPath: options.config });
     cleanups.push(() => haproxy.stop());
     const metricsPort = await freePort();
     const child = spawn(process.execPath, [
-      ...(o.nodeFlags ?? []),
       ...(o.marksFile ? ["--import", MARKS] : []),
       CLI, "run", "--kubeconfig", cluster.kubeconfig, "--socket", options.socket, "--master-socket", options.masterSocket, "--config", options.config,
       "--metrics-bind-address", `127.0.0.1:${metricsPort}`, "--healthz-bind-address", "", "--bind-address", "127.0.0.1", "--stats-bind-address", "", "--min-reload-period", "0s", "--slots", String(slots), "--haproxy-binary", options.haproxyBinary, "--log-level", "warn",
-      ...(o.nbthread === undefined ? [] : ["--nbthread", o.nbthread]),
     ], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, KUBE_HAPROXY_BENCH_MARKS: o.marksFile ?? "" } });
     let stderr = "";
     child.stdout!.on("data", (chunk) => (stderr += chunk));
@@ -137,7 +128,7 @@ export async function startSidecarProcess(o: SidecarProcessOptions = {}): Promis
     const relay = o.relayFile ? await startRelay(haproxy.runtimeSocket, `set server ${backend}/${slotName(slots)} state maint`, o.relayFile) : undefined;
     if (relay) cleanups.push(() => relay.stop());
     await sleep(200);
-    return { port: port!, backend, a, b, haproxy, setEndpoint, shows, relay: () => relay?.trigger(), stop };
+    return { port: port!, a, b, setEndpoint, shows, relay: () => relay?.trigger(), stop };
   } catch (error) {
     await stop();
     throw error;
