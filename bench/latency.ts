@@ -16,36 +16,26 @@
 //       no node:http) until the new pod answers. Latency = t0 → that answer arrived. Every answer
 //       from the old pod after t0 is counted, and separately those whose connection was opened
 //       after the engine's "applied" (must be 0: after the ack, no new connection may reach it).
-//   (c) as in production, the sidecar in a process of its own (`node src/cli.ts run …`): the same
-//       replacement, then `show servers state <backend>` polled back to back on a connection of
-//       its own to the runtime socket (prompt mode, kept open), until the new pod's slot is ready
-//       and the old one's is not. Latency = t0 → that answer arrived. This process holds only the
-//       fake API server, the idle pods and the poller.
+//   (c) as in production, the sidecar in a process of its own (`node src/cli.ts run …`), at
+//       1 Service and at 2,000 Services × 10 endpoints: the same replacement; latency = t0 → the
+//       sidecar read HAProxy's last reply, from the sidecar's own timestamps, split where the
+//       watch bytes arrive and where the commands are written; nothing polls meanwhile
+//       (latency-process.ts says why). Interleaved with it, the same hops with no product code
+//       (a raw relay process): the machine's own share at the same moments.
+//   (c, poll) the issue's method: `show servers state <backend>` polled back to back on a
+//       connection of its own until the new pod's slot is ready and the old one's is not.
 
-import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
 import { connect } from "node:net";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
-import { renderFromCluster } from "../src/bootstrap.ts";
-import { showServersState } from "../src/haproxy/commands.ts";
-import { parseServersState, stateOf } from "../src/haproxy/servers-state.ts";
-import { silentLogger } from "../src/log.ts";
-import { startSimulatedCluster } from "../src/sim/cluster.ts";
-import { startHaproxy } from "../src/sim/haproxy.ts";
-import { makeService, makeSlice } from "../src/sim/objects.ts";
-import { freePort } from "../src/sim/pods.ts";
-import { startGracefulPods } from "../src/sim/graceful-pod.ts";
 import type { Scenario, ScenarioContext, ScenarioResult } from "./lib/report.ts";
 import { formatMs, summarize, type Summary } from "./lib/stats.ts";
 import { cdfSvg } from "./lib/svg.ts";
-import { appliedIps, fastOptions, startWorld, type World } from "../src/sim/world.ts";
-
-const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli.ts");
+import { appliedIps, startWorld, type World } from "../src/sim/world.ts";
+import { measureProcessAck, startSidecarProcess, type ProcessAckSamples } from "./latency-process.ts";
 
 const WARMUP = 10;
+/** (c)'s realistic size, the issue's second column. */
+const LARGE = { services: 2_000, perService: 10 };
 const SPACING_MS = 5;
 
 interface Answer {
@@ -231,86 +221,11 @@ interface SeparateSamples {
   firstRequest: FirstRequestSamples;
 }
 
-/** A prompt-mode connection to the runtime socket that sends one command at a time. */
-async function promptConnection(path: string): Promise<{ ask(line: string): Promise<string>; close(): void }> {
-  const socket = connect({ path });
-  await new Promise<void>((resolve, reject) => {
-    socket.once("connect", resolve);
-    socket.once("error", reject);
-  });
-  let buffer = "";
-  let waiting: ((text: string) => void) | undefined;
-  socket.setEncoding("latin1");
-  socket.on("data", (chunk: string) => {
-    buffer += chunk;
-    const end = buffer.indexOf("\n> ");
-    if (end === -1 || !waiting) return;
-    const reply = buffer.slice(0, end);
-    buffer = buffer.slice(end + 3);
-    const wake = waiting;
-    waiting = undefined;
-    wake(reply);
-  });
-  const ask = (line: string): Promise<string> =>
-    new Promise((resolve, reject) => {
-      if (socket.destroyed) return reject(new Error("runtime socket closed"));
-      waiting = resolve;
-      socket.write(`${line}\n`);
-    });
-  await ask("prompt");
-  return { ask, close: () => socket.destroy() };
-}
-
-/** (c): the sidecar as its own process, the slot state read from HAProxy by polling. */
+/** (c, poll): the issue's method, the slot state read from HAProxy by polling back to back; then (c, first request). */
 async function measureSeparateProcess(samples: number, log: (line: string) => void): Promise<SeparateSamples> {
-  const dir = await mkdtemp(join(tmpdir(), "kh-bench-lat-"));
-  const cleanups: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
+  const p = await startSidecarProcess();
   try {
-    const cluster = await startSimulatedCluster(dir);
-    cleanups.push(() => cluster.stop());
-    const [a, b] = (await startGracefulPods(2, 66)) as [Awaited<ReturnType<typeof startGracefulPods>>[0], Awaited<ReturnType<typeof startGracefulPods>>[0]];
-    cleanups.push(() => Promise.all([a.stop(500), b.stop(500)]));
-    const port = await freePort();
-    const backend = `default:web:${port}`;
-    cluster.api.upsert("services", makeService("default", "web", [{ port }], (svc) => (svc.metadata!.annotations!["kube-haproxy.io/mode"] = "tcp")));
-    const setEndpoint = (ip: string): void => void cluster.api.upsert("endpointslices", makeSlice("default", "web", "web-1", [{ ip }], [{ port: a.port }]));
-    setEndpoint(a.ip);
-    const options = fastOptions(dir, cluster.kubeconfig, 16);
-    await renderFromCluster(options, silentLogger, {});
-    const haproxy = await startHaproxy({ dir, configPath: options.config });
-    cleanups.push(() => haproxy.stop());
-    const metricsPort = await freePort();
-    const child = spawn(process.execPath, [
-      CLI, "run", "--kubeconfig", cluster.kubeconfig, "--socket", options.socket, "--master-socket", options.masterSocket, "--config", options.config,
-      "--metrics-bind-address", `127.0.0.1:${metricsPort}`, "--healthz-bind-address", "", "--bind-address", "127.0.0.1", "--stats-bind-address", "", "--min-reload-period", "0s", "--slots", "16", "--haproxy-binary", options.haproxyBinary, "--log-level", "warn",
-    ], { stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    child.stdout!.on("data", (chunk) => (stderr += chunk));
-    child.stderr!.on("data", (chunk) => (stderr += chunk));
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    cleanups.push(async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(timer);
-    });
-    const line = showServersState(backend).line;
-    const poller = await promptConnection(haproxy.runtimeSocket);
-    cleanups.push(async () => poller.close());
-    const shows = async (want: string, not: string): Promise<boolean> => {
-      const records = parseServersState(await poller.ask(line));
-      return records.some((r) => r.address === want && stateOf(r) === "ready") && !records.some((r) => r.address === not && stateOf(r) === "ready");
-    };
-    // Started: healthy, and HAProxy has A alone (the sidecar's first full sync is done).
-    const deadline = performance.now() + 20_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`kube-haproxy run exited (${child.exitCode}):\n${stderr}`);
-      const healthy = await fetch(`http://127.0.0.1:${metricsPort}/healthz`).then((r) => r.ok, () => false);
-      if (healthy && (await shows(a.ip, b.ip))) break;
-      if (performance.now() > deadline) throw new Error(`kube-haproxy run did not become ready:\n${stderr}`);
-      await sleep(20);
-    }
-    await sleep(200);
+    const { a, b, port, setEndpoint, shows } = p;
     const out: Omit<SeparateSamples, "firstRequest"> = { latency: [], polls: [], pollMs: [] };
     for (let i = 0; i < WARMUP + samples; i++) {
       const [from, to] = i % 2 === 0 ? [a, b] : [b, a];
@@ -326,7 +241,7 @@ async function measureSeparateProcess(samples: number, log: (line: string) => vo
         polls++;
         pollTime += at - p0;
         if (done) break;
-        if (at - t0 > 10_000) throw new Error(`latency (c): ${to.ip} never became ready:\n${stderr}`);
+        if (at - t0 > 10_000) throw new Error(`latency (c): ${to.ip} never became ready`);
       }
       if (i >= WARMUP) {
         out.latency.push(at - t0);
@@ -334,7 +249,7 @@ async function measureSeparateProcess(samples: number, log: (line: string) => vo
         out.pollMs.push(pollTime / polls);
       }
       await sleep(SPACING_MS);
-      if ((i + 1) % 250 === 0) log(`latency (c): ${i + 1}/${WARMUP + samples}`);
+      if ((i + 1) % 250 === 0) log(`latency (c, poll): ${i + 1}/${WARMUP + samples}`);
     }
     // (b) again, with the sidecar in its own process: the probe shares this process only with
     // the API server and the pods. The end of each sample is read from HAProxy (no engine here).
@@ -346,7 +261,7 @@ async function measureSeparateProcess(samples: number, log: (line: string) => vo
     const firstRequest = await measureFirstRequest({ port, a, b, setEndpoint, settled }, samples, log, "(c, first request)");
     return { ...out, firstRequest };
   } finally {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+    await p.stop();
   }
 }
 
@@ -376,6 +291,15 @@ export const latencyScenario: Scenario = {
       context.log(`latency (b): p50 ${formatMs(summarize(first.latency).p50)}`);
     } finally {
       await world.stop();
+    }
+    // (c) as the issue measures it: the sidecar as `kube-haproxy run`, at 1 Service and at a
+    // realistic size, each change read from the sidecar's own marks (latency-process.ts).
+    const sizes = [{ services: 1, perService: 1 }, context.quick ? { services: 200, perService: 10 } : LARGE];
+    const processAck: ProcessAckSamples[] = [];
+    for (const size of sizes) {
+      const label = `(c, ${size.services} × ${size.perService})`;
+      processAck.push(await measureProcessAck({ ...size, samples, warmup: WARMUP, log: context.log, label }));
+      context.log(`latency ${label}: p50 ${formatMs(summarize(processAck.at(-1)!.total).p50)} p99 ${formatMs(summarize(processAck.at(-1)!.total).p99)}`);
     }
     const separate = await measureSeparateProcess(samples, context.log);
     context.log(`latency (c): p50 ${formatMs(summarize(separate.latency).p50)}`);
@@ -407,14 +331,26 @@ export const latencyScenario: Scenario = {
         row("  (a3) setBackend → applied (schedule, plan, runtime API round trip)", s.engine),
         row("(b) API write → first request served by the new pod (new connection per request)", s.firstRequest, 2),
         row("  (b, same samples) API write → engine applied, probe loop running", s.ackDuringProbe),
-        row("(c) sidecar as its own process (`kube-haproxy run`): API write → slot ready in `show servers state`", s.separateProcess),
-        row("  (c) the same setup: API write → first request served by the new pod, as (b)", s.separateFirstRequest),
+        ...processAck.flatMap((c, i) => {
+          const size = `${sizes[i]!.services.toLocaleString("en-US")} Service${sizes[i]!.services === 1 ? "" : "s"} × ${sizes[i]!.perService}`;
+          return [
+            row(`(c) sidecar as its own process (\`kube-haproxy run\`), ${size}: API write → HAProxy's last reply read by the sidecar`, summarize(c.total), 2),
+            row("  (c1) API write → the watch bytes arrive in the sidecar", summarize(c.arrive)),
+            row("  (c2) those bytes → commands written to HAProxy (TLS, parse, translate, plan)", summarize(c.work)),
+            row("  (c3) commands written → HAProxy's last reply read", summarize(c.haproxy)),
+            row("  (c, raw) same moments, no product code: a write → a bare process → one HAProxy command → its reply", summarize(c.raw)),
+          ];
+        }),
+        row("(c, poll) the issue's method, 1 Service: API write → slot ready in `show servers state` polled back to back", s.separateProcess),
+        row("  (c, poll) the same setup: API write → first request served by the new pod, as (b)", s.separateFirstRequest),
       ],
       notes: [
         `(a) and (b) are measured one after the other, never together; ${WARMUP} warm-up samples of each are dropped; ${SPACING_MS} ms pause between samples. One process holds the fake API server (HTTPS watch), the informers, the sidecar and the loopback pods; HAProxy is its own process.`,
         `(a1)+(a2)+(a3) = (a) per sample: (a1) is the API server writing the watch line, TLS, undici and client-node's line parsing up to the informer's event; (a2) is the proxier's synchronous work; (a3) is the data plane's flush (run by its runner at the next turn of the event loop, so one watch chunk's events join it), planning, the pipelined write and HAProxy's replies.`,
         `(b): the probe sends requests one at a time, each on a new connection, p50 ${s.requests.p50} / max ${s.requests.max} requests per sample; the request the new pod answered was sent p50 ${formatMs(s.firstRequestSent.p50)} / p99 ${formatMs(s.firstRequestSent.p99)} after the write, so (b) is late by up to one request's round trip (p50 ${formatMs(summarize(first.latency.map((x, i) => x - first.sent[i]!)).p50)} here); answers from the old pod after the write: ${first.oldAfterWrite} in all, of which ${first.oldAfterAck} on connections opened after the engine's "applied" (must be 0); failed requests (no answer): ${first.errors}, of which ${first.errorsAfterAck} after "applied".`,
-        `(c): \`show servers state <backend>\` polled back to back on one prompt-mode connection of the bench's own, p50 ${s.separatePolls.p50} polls per sample at ${formatMs(s.separatePollMs.p50)} a poll (median): (c) is late by up to one poll; it includes HAProxy applying the commands but not the sidecar reading HAProxy's replies.`,
+        ...processAck.map((c, i) => `(c) ${sizes[i]!.services} × ${sizes[i]!.perService}: ${c.total.length} samples (${c.incomplete} with incomplete marks left out); the fake API server's upsert (in (c1)) p50 ${formatMs(summarize(c.api).p50)} / p99 ${formatMs(summarize(c.api).p99)}; the raw relay's wake-up alone p50 ${formatMs(summarize(c.rawWake).p50)} / p99 ${formatMs(summarize(c.rawWake).p99)}; ${c.gcOverlapped} samples overlapped a GC pause of the sidecar (p99 of the others ${formatMs(summarize(c.totalWithoutGc).p99)}, max ${formatMs(summarize(c.totalWithoutGc).max)}); GC pauses during the samples: ${c.gcPauses.length}${c.gcPauses.length ? `, longest ${formatMs(Math.max(...c.gcPauses))}` : ""}.`),
+        `(c): per sample the API write, then ${"15 ms"} with nothing running in the bench, then one \`show servers state\` checks the change is in HAProxy; the time is the sidecar's own mark of HAProxy's last reply (a preload, bench/lib/tail-marks.ts, records timestamps on the monotonic clock both processes share). (c, raw) alternates with (c), sample by sample: what the machine alone costs the same hops at the same moments (bench/lib/raw-relay.ts).`,
+        `(c, poll): \`show servers state <backend>\` polled back to back on one prompt-mode connection of the bench's own, p50 ${s.separatePolls.p50} polls per sample at ${formatMs(s.separatePollMs.p50)} a poll (median): (c) is late by up to one poll; it includes HAProxy applying the commands but not the sidecar reading HAProxy's replies.`,
         `(c), first request: ${separate.firstRequest.oldAfterWrite} answers from the old pod after the write, ${separate.firstRequest.errors} failed requests; the request the new pod answered was sent p50 ${formatMs(summarize(separate.firstRequest.sent).p50)} after the write.`,
         ...(first.errorTexts.length ? [`(b) errors: ${[...new Set(first.errorTexts)].join("; ")}`] : []),
       ],
@@ -426,6 +362,7 @@ export const latencyScenario: Scenario = {
         firstRequest: { oldAfterWrite: first.oldAfterWrite, oldAfterAck: first.oldAfterAck, errors: first.errors, errorsAfterAck: first.errorsAfterAck, errorTexts: first.errorTexts },
         firstRequestTrace: first.trace,
         separateFirstRequest: { trace: separate.firstRequest.trace, oldAfterWrite: separate.firstRequest.oldAfterWrite, errors: separate.firstRequest.errors, errorTexts: separate.firstRequest.errorTexts },
+        processAck: processAck.map((c, i) => ({ ...sizes[i], ...c })),
         raw: { separateProcess: separate.latency, separatePolls: separate.polls, separateFirstRequest: separate.firstRequest.latency, separateFirstRequestSent: separate.firstRequest.sent, ack: ack.total, watch: ack.watch, proxier: ack.proxier, engine: ack.engine, firstRequest: first.latency, firstRequestSent: first.sent, ackDuringProbe: first.ack, requests: first.requests },
       },
       files: {
@@ -433,7 +370,8 @@ export const latencyScenario: Scenario = {
           [
             { name: "(a) API write → applied (HAProxy ack), nothing else running", samples: ack.total },
             { name: "(b) API write → first request served by the new pod", samples: first.latency },
-            { name: "(c) sidecar in its own process: API write → slot ready in show servers state", samples: separate.latency },
+            ...processAck.map((c, i) => ({ name: `(c) sidecar in its own process, ${sizes[i]!.services} × ${sizes[i]!.perService}: API write → HAProxy's reply`, samples: c.total })),
+            { name: "(c, raw) the same hops, no product code", samples: processAck[0]!.raw },
           ],
           { title: "API write → HAProxy, single endpoint replaced", xLabel: "latency (ms)" },
         ),
