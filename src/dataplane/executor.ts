@@ -23,7 +23,8 @@ import {
 import { slotName } from "../haproxy/names.ts";
 import { STRUCTURE_ENV } from "../haproxy/render.ts";
 import type { CommandResult } from "../haproxy/runtime-client.ts";
-import { parseServersState, type ServerRecord } from "../haproxy/servers-state.ts";
+import { ServersStateReader } from "../haproxy/servers-state.ts";
+import { AppliedState } from "./applied.ts";
 import type { SlotChange } from "./planner.ts";
 
 /** The runtime API as the data plane uses it (haproxy/runtime-client.ts; a fake in tests). */
@@ -163,15 +164,31 @@ function commandFor(commands: ServerCommands, { change, dynamic, healthCheck }: 
 }
 
 export type HaproxyState =
-  | { readonly ok: true; readonly records: readonly ServerRecord[]; readonly structure: string | undefined }
+  | {
+      readonly ok: true;
+      readonly applied: AppliedState;
+      /** Per backend, how many of its servers HAProxy's health check holds DOWN (every backend listed). */
+      readonly down: ReadonlyMap<string, number>;
+      readonly structure: string | undefined;
+    }
   | { readonly ok: false; readonly interrupted: boolean; readonly error: KubeHaproxyError };
 
-/** HAProxy's own account: every server (`show servers state`) and the running structure (`show env`). */
+/**
+ * HAProxy's own account: every server (`show servers state`, read into the applied picture as
+ * it arrives, never held whole) and the running structure (`show env`).
+ */
 export async function readHaproxyState(transport: Transport): Promise<HaproxyState> {
-  const [state, env] = await transport.executeAll([showServersState(), showEnv(STRUCTURE_ENV)]);
+  const applied = AppliedState.builder();
+  const reader = new ServersStateReader(applied.add);
+  const [state, env] = await transport.executeAll([showServersState(undefined, (chunk) => reader.push(chunk)), showEnv(STRUCTURE_ENV)]);
   if (!state!.ok) return { ok: false, interrupted: isInterruption(state!.error), error: state!.error };
   if (!env!.ok) return { ok: false, interrupted: isInterruption(env!.error), error: env!.error };
-  return { ok: true, records: parseServersState(state!.reply), structure: parseShowEnv(STRUCTURE_ENV, env!.reply) };
+  try {
+    reader.end();
+  } catch (error) {
+    return { ok: false, interrupted: false, error: error as KubeHaproxyError };
+  }
+  return { ok: true, applied: applied.done(), down: applied.down, structure: parseShowEnv(STRUCTURE_ENV, env!.reply) };
 }
 
 /** The connection broke before HAProxy answered: what the command did is unknown, and no failure of it. */
