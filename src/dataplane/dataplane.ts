@@ -429,8 +429,14 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
       this.#assignment.set(name, plan.assignment);
       this.#noteOverflow(name, plan.overflow);
       if (!plan.changes.some((change) => change.kind === "del")) this.#reaper.forget(name);
+      // One object of one shape per change (no spread of a conditional object): this runs per change.
       const healthCheck = backend?.healthCheck;
-      yield plan.changes.map((change) => ({ backend: name, change, dynamic: plan.dynamic.has(change.slot), ...(healthCheck ? { healthCheck } : {}) }));
+      const planned = new Array<PlannedChange>(plan.changes.length);
+      for (let i = 0; i < planned.length; i++) {
+        const change = plan.changes[i]!;
+        planned[i] = { backend: name, change, dynamic: plan.dynamic.has(change.slot), healthCheck };
+      }
+      yield planned;
     }
   }
 
