@@ -401,9 +401,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     }
     const at = this.#clock.wallNow();
     for (const name of names) {
-      // Changed again while this flush ran (plans are pulled as replies come back): the newer
-      // change is not known to be in HAProxy; the next flush plans it and tells.
-      if (outcome.unconfirmed.has(name) || this.#missing.has(name) || !this.#desired.isPending(name) || this.#desired.isDirty(name)) continue;
+      if (outcome.unconfirmed.has(name) || this.#missing.has(name) || !this.#desired.isPending(name)) continue;
       this.emit("applied", name, this.#desired.settle(name), at);
     }
     const durationMs = this.#clock.now() - started;

@@ -112,7 +112,12 @@ export function execute(transport: Transport, plans: Iterable<readonly PlannedCh
           outstanding -= commands.length;
           fill();
         })
-        .catch(reject); // a plan or a command builder that threw: the flush fails, as before
+        .catch(fail);
+    };
+    // A plan or a command builder that threw: the flush fails, as before, and nothing more is planned.
+    const fail = (error: unknown): void => {
+      exhausted = true;
+      reject(error);
     };
     const fill = (): void => {
       let planned: PlannedChange[] = [];
@@ -136,7 +141,11 @@ export function execute(transport: Transport, plans: Iterable<readonly PlannedCh
       if (commands.length > 0) send(planned, commands);
       else if (exhausted && outstanding === 0) resolve(outcome);
     };
-    fill();
+    try {
+      fill();
+    } catch (error) {
+      fail(error);
+    }
   });
 }
 
