@@ -114,6 +114,15 @@ export function structureOf(backend: Backend): string {
   return JSON.stringify([backend.name, backend.mode, backend.algorithm, binds, backend.affinityTimeoutSeconds ?? null, backend.healthCheck?.intervalMs ?? null]);
 }
 
+/**
+ * True when every field structureOf reads is the same in both (binds as the same array, as the
+ * proxier hands them on for an endpoint change): their structures are equal without building
+ * either. False says nothing: compare structureOf then. Keep the two reading the same fields.
+ */
+export function sameStructureFields(a: Backend, b: Backend): boolean {
+  return a.name === b.name && a.mode === b.mode && a.algorithm === b.algorithm && a.binds === b.binds && a.affinityTimeoutSeconds === b.affinityTimeoutSeconds && a.healthCheck?.intervalMs === b.healthCheck?.intervalMs;
+}
+
 /** Identifiers are at most this long; backendName() shortens longer ones with a hash. */
 export const MAX_NAME_LENGTH = 100;
 

@@ -11,7 +11,7 @@ import { Dataplane } from "../src/dataplane/dataplane.ts";
 import type { FlushReport } from "../src/dataplane/options.ts";
 import { layoutBackend } from "../src/dataplane/planner.ts";
 import { KubeHaproxyError } from "../src/errors.ts";
-import { renderConfig, type RenderOptions } from "../src/haproxy/render.ts";
+import { STRUCTURE_ENV, renderConfig, type RenderOptions } from "../src/haproxy/render.ts";
 import { silentLogger } from "../src/log.ts";
 import type { Backend } from "../src/model.ts";
 import { FakeClock, FakeReloader, FakeTransport } from "./fakes.ts";
@@ -51,16 +51,34 @@ function setup(options: { backends?: Backend[]; reload?: boolean; start?: boolea
 
 const endpoints = (...ips: string[]) => ips.map((ip) => ready(ip, 80));
 
-test("nothing is sent to HAProxy before beginSync(): both initial lists first (issue 13, item 1)", async () => {
+test("nothing that changes HAProxy is sent before beginSync(): both initial lists first; its state is read ahead once (issue 13, item 1; issue 14)", async () => {
   const { clock, transport, dataplane } = setup();
   await clock.advance(0);
   assert.ok(transport.connected);
   dataplane.setBackend({ ...web, endpoints: endpoints("10.0.0.1") });
   await clock.advance(5_000);
-  assert.deepEqual(transport.sent, [], "not even a read, let alone slots to maint");
+  const reads = ["show servers state", `show env ${STRUCTURE_ENV}`];
+  assert.deepEqual(transport.sent.map((s) => s.line), reads, "a read, no slot to maint");
   dataplane.beginSync();
   await clock.advance(0);
   assert.equal(transport.servers("default:web:80")!.get("s1")!.ip, "10.0.0.1");
+  assert.deepEqual(transport.sent.filter((s) => s.line.startsWith("show ")).map((s) => s.line), reads, "the read ahead served the first sync");
+});
+
+test("a reconnect between the read ahead and beginSync() reads HAProxy again (issue 14)", async () => {
+  const { clock, transport, dataplane } = setup();
+  await clock.advance(0);
+  // Changed after the read ahead (as by a restarted HAProxy): only a new read can know it.
+  transport.servers("default:web:80")!.get("s2")!.ip = "10.9.9.9";
+  transport.servers("default:web:80")!.get("s2")!.state = "ready";
+  transport.reconnect();
+  await clock.advance(0);
+  dataplane.setBackend({ ...web, endpoints: endpoints("10.0.0.1") });
+  dataplane.beginSync();
+  await clock.advance(0);
+  await dataplane.whenSynced();
+  assert.equal(transport.sent.filter((s) => s.line === "show servers state").length, 2, "read ahead, and again after the reconnect; not a third time at beginSync");
+  assert.equal(transport.servers("default:web:80")!.get("s2")!.state, "maint", "what changed before the reconnect is repaired");
 });
 
 test("changes during a flush in flight are merged into the next one; nothing is sent twice", async () => {

@@ -166,7 +166,12 @@ export class FakeTransport extends EventEmitter<{ connect: []; disconnect: [erro
             const answer = (): void => {
               if (!this.#inFlight.delete(resolve)) return;
               this.sent.push({ pid: worker.pid, line: command.line });
-              const body = this.refuse(command.line) ?? this.#run(worker, command.line);
+              let body = this.refuse(command.line) ?? this.#run(worker, command.line);
+              // As the runtime client does: a streamed reply goes to its reader, and is empty.
+              if (command.stream) {
+                command.stream(body);
+                body = "";
+              }
               const error = checkReply(command, body);
               resolve(error ? { ok: false, error } : { ok: true, reply: body });
             };

@@ -19,7 +19,7 @@ import {
 import { parseSlotName, slotName } from "../src/haproxy/names.ts";
 import { backendName } from "../src/model.ts";
 import { checkReply } from "../src/haproxy/reply.ts";
-import { parseServersState, stateOf } from "../src/haproxy/servers-state.ts";
+import { ServersStateReader, parseServersState, stateOf, type ServerRecord } from "../src/haproxy/servers-state.ts";
 import { parseShowProc } from "../src/haproxy/master.ts";
 import { isKubeHaproxyError } from "../src/errors.ts";
 
@@ -138,6 +138,28 @@ describe("show servers state", () => {
 
   test("an unreadable reply throws", () => {
     assert.throws(() => parseServersState("No such backend."));
+  });
+
+  test("read as it arrives: the same records whichever way the chunks cut lines, header and numbers (issue 14)", () => {
+    const whole = parseServersState(body);
+    for (const size of [1, 2, 3, 7, 50, 151]) {
+      const records: ServerRecord[] = [];
+      const reader = new ServersStateReader((record) => records.push({ ...record }));
+      for (let at = 0; at < body.length; at += size) reader.push(body.slice(at, at + size));
+      reader.end();
+      assert.deepEqual(records, whole, `chunks of ${size}`);
+    }
+  });
+
+  test("read as it arrives: an error reply or a runaway line is kept and thrown at the end, the rest ignored", () => {
+    const refused = new ServersStateReader(() => assert.fail("no record from an error reply"));
+    refused.push("Permission denied\n");
+    refused.push(body);
+    assert.throws(() => refused.end(), (error: unknown) => isKubeHaproxyError(error, "E_UNREADABLE_REPLY") && /Permission denied/.test((error as Error).message));
+    const runaway = new ServersStateReader(() => {});
+    runaway.push(body.slice(0, 200));
+    for (let i = 0; i < 100; i++) runaway.push("x".repeat(1024));
+    assert.throws(() => runaway.end(), /longer than/);
   });
 });
 

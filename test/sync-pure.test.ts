@@ -6,7 +6,7 @@ import { AppliedState } from "../src/dataplane/applied.ts";
 import { applyChange, layoutBackend, planBackend, planBackendSync, type AppliedSlot } from "../src/dataplane/planner.ts";
 import { parseServersState } from "../src/haproxy/servers-state.ts";
 import { assignSlots, slotCapacity, slotRange } from "../src/dataplane/slots.ts";
-import type { Endpoint } from "../src/model.ts";
+import { sameStructureFields, structureOf, type Backend, type Endpoint } from "../src/model.ts";
 import { draining, makeBackend, ready } from "./helpers.ts";
 
 describe("assignSlots", () => {
@@ -224,5 +224,27 @@ describe("layoutBackend: what a reload renders", () => {
     const layout = layoutBackend(backend, new Map([["10.0.0.1:80", 1], ["10.0.0.2:80", 40]]));
     assert.equal(layout.slots, 4);
     assert.deepEqual([...layout.filled.keys()].sort(), [1, 2, 3]);
+  });
+});
+
+describe("sameStructureFields: the fast path of the desired state's structure check (issue 14)", () => {
+  const base = makeBackend("default:web:80", [], { binds: [{ address: "10.96.0.1", port: 80 }], healthCheck: { intervalMs: 500 }, affinityTimeoutSeconds: 60 });
+  test("an endpoint change with the same binds array: same structure, not built again", () => {
+    const next = { ...base, endpoints: [ready("10.0.0.1", 80)] };
+    assert.equal(sameStructureFields(base, next), true);
+    assert.equal(structureOf(base), structureOf(next));
+  });
+  test("any field structureOf reads, changed: not the same (structureOf decides then)", () => {
+    const changed: Backend[] = [
+      { ...base, mode: "http" },
+      { ...base, algorithm: "leastconn" },
+      { ...base, binds: [{ address: "10.96.0.1", port: 81 }] },
+      { ...base, affinityTimeoutSeconds: 61 },
+      { ...base, healthCheck: { intervalMs: 600 } },
+    ];
+    for (const backend of changed) {
+      assert.notEqual(structureOf(backend), structureOf(base));
+      assert.equal(sameStructureFields(base, backend), false, JSON.stringify(backend));
+    }
   });
 });

@@ -3,7 +3,7 @@
 // at every full sync.
 
 import { parseSlotName } from "../haproxy/names.ts";
-import { stateOf, type ServerRecord } from "../haproxy/servers-state.ts";
+import { isDown, stateOf, type ServerRecord } from "../haproxy/servers-state.ts";
 import { endpointKey } from "../model.ts";
 import { applyChange, type AppliedSlot, type SlotChange } from "./planner.ts";
 
@@ -19,19 +19,42 @@ export class AppliedState {
   readonly #backends = new Map<string, AppliedBackend>();
 
   /** From `show servers state`; servers whose names are not ours (s<N>, d<N>) are ignored. */
-  static fromRecords(records: readonly ServerRecord[]): AppliedState {
+  static fromRecords(records: Iterable<ServerRecord>): AppliedState {
+    const builder = AppliedState.builder();
+    for (const record of records) builder.add(record);
+    return builder.done();
+  }
+
+  /**
+   * Built one server at a time, as `show servers state` is read (ServersStateReader): the
+   * records are not kept, and HAProxy's health verdicts are counted on the way.
+   */
+  static builder(): { add(record: ServerRecord): void; done(): AppliedState; readonly down: ReadonlyMap<string, number> } {
     const state = new AppliedState();
-    for (const record of records) {
-      const parsed = parseSlotName(record.server);
-      if (parsed === undefined) continue;
-      let backend = state.#backends.get(record.backend);
-      if (!backend) state.#backends.set(record.backend, (backend = { slots: [], dynamic: new Set(), bySlot: new Map() }));
-      backend.bySlot.set(parsed.slot, { ip: record.address, port: record.port, state: stateOf(record) });
-      backend.slots.push(parsed.slot);
-      if (parsed.dynamic) backend.dynamic.add(parsed.slot);
-    }
-    for (const backend of state.#backends.values()) backend.slots.sort((a, b) => a - b);
-    return state;
+    const down = new Map<string, number>();
+    let name = "";
+    let backend: AppliedBackend | undefined;
+    return {
+      down,
+      add(record) {
+        if (record.backend !== name || backend === undefined) {
+          name = record.backend;
+          backend = state.#backends.get(name);
+          if (!down.has(name)) down.set(name, 0);
+        }
+        if (isDown(record)) down.set(name, down.get(name)! + 1);
+        const parsed = parseSlotName(record.server);
+        if (parsed === undefined) return;
+        if (!backend) state.#backends.set(name, (backend = { slots: [], dynamic: new Set(), bySlot: new Map() }));
+        backend.bySlot.set(parsed.slot, { ip: record.address, port: record.port, state: stateOf(record) });
+        backend.slots.push(parsed.slot);
+        if (parsed.dynamic) backend.dynamic.add(parsed.slot);
+      },
+      done() {
+        for (const backend of state.#backends.values()) backend.slots.sort((a, b) => a - b);
+        return state;
+      },
+    };
   }
 
   has(backend: string): boolean {

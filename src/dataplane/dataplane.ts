@@ -10,14 +10,16 @@
 //           node refuses is left out of what is rendered, and is not a change that waits)
 //   flush   dirty backends ─► planner ─► executor ─► replies ─► applied picture
 //
-// Nothing is sent before beginSync(): both initial lists are in, so HAProxy's slots are never
-// emptied for a desired state not yet known. Dynamic servers that still have connections wait
+// Nothing that changes HAProxy is sent before beginSync(): both initial lists are in, so its
+// slots are never emptied for a desired state not yet known. Its state is read ahead meanwhile
+// (the read changes nothing): at 160,000 slots HAProxy takes ~0.6 s to write it, time the lists
+// take anyway. Nothing is sent between that read and the first flush, so the first flush plans
+// from it as from a read made at that moment; a reconnect in between reads again. Dynamic servers that still have connections wait
 // in the reaper, on their own timer, outside health and whenSynced.
 
 import { EventEmitter } from "node:events";
 import { bindKey, proxiesThatCannotBind, unbindable, type BindProbe } from "./bind-check.ts";
 import { takesDynamicServers } from "../haproxy/algorithms.ts";
-import { countDown } from "../haproxy/servers-state.ts";
 import type { Logger } from "../log.ts";
 import { endpointProblem, structureOf, type Backend } from "../model.ts";
 import { AppliedState } from "./applied.ts";
@@ -62,6 +64,9 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   #running: string | undefined;
   readonly #reaper: Reaper;
   #needFullSync = true;
+  // HAProxy's state was read before beginSync() on this connection, and nothing was sent since:
+  // the first sync counts as full without reading again.
+  #readAhead = false;
   #lastFullSync = -Infinity;
   #syncing = false;
   #waiters: (() => void)[] = [];
@@ -103,7 +108,8 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   /** The desired state is complete (both initial lists arrived): sync from now on. */
   beginSync(): void {
     this.#syncing = true;
-    this.requestFullSync();
+    if (!this.#readAhead) this.#needFullSync = true;
+    this.#runner.run();
   }
 
   async stop(): Promise<void> {
@@ -183,16 +189,20 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   readonly #onConnect = (): void => {
     this.#reload?.newConnection();
     this.#needFullSync = true;
+    this.#readAhead = false;
     this.#runner.cancelBackoff();
     this.#runner.run();
   };
 
   async #sync(): Promise<RunResult> {
-    if (!this.#syncing || !this.#transport.connected) return "done"; // a connect runs us again
+    if (!this.#transport.connected) return "done"; // a connect runs us again
+    if (!this.#syncing) return this.#needFullSync ? this.#readState() : "done";
     const started = this.#clock.now();
     const { configSyncPeriodMs = 60_000 } = this.#options;
-    const full = this.#needFullSync || (configSyncPeriodMs > 0 && started - this.#lastFullSync >= configSyncPeriodMs);
-    if (full && (await this.#readState()) === "failed") return "failed";
+    const readAhead = this.#readAhead;
+    this.#readAhead = false;
+    const full = readAhead || this.#needFullSync || (configSyncPeriodMs > 0 && started - this.#lastFullSync >= configSyncPeriodMs);
+    if (full && !readAhead && (await this.#readState()) === "failed") return "failed";
     if (this.#needFullSync) return "done"; // interrupted: the reconnect runs us again
     if (this.#local && (await this.#captureStep(() => this.#beforeFlush(this.#local!, full))) === "failed") return "failed";
     const probing = this.#preflight(full);
@@ -310,6 +320,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
 
   /** Replaces the applied picture and the slot assignment with HAProxy's own state. */
   async #readState(): Promise<RunResult> {
+    const ahead = !this.#syncing;
     const read = await readHaproxyState(this.#transport);
     if (!read.ok) {
       this.#needFullSync = true;
@@ -320,8 +331,8 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     // Another structure runs: what it refused before (add server) may work now.
     if (read.structure !== this.#running) this.#noDynamic.clear();
     this.#running = read.structure;
-    this.#applied = AppliedState.fromRecords(read.records);
-    this.emit("serversDown", countDown(read.records));
+    this.#applied = read.applied;
+    this.emit("serversDown", read.down);
     this.#assignment.clear();
     for (const name of this.#applied.names()) this.#assignment.set(name, this.#applied.assignment(name));
     this.#missing.clear();
@@ -329,6 +340,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     this.#desired.markDirty(this.#applied.names());
     this.#desired.markDirty(this.#desired.names());
     this.#needFullSync = false;
+    this.#readAhead = ahead;
     this.#lastFullSync = this.#clock.now();
     return "done";
   }
@@ -415,8 +427,14 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
       this.#assignment.set(name, plan.assignment);
       this.#noteOverflow(name, plan.overflow);
       if (!plan.changes.some((change) => change.kind === "del")) this.#reaper.forget(name);
+      // One object of one shape per change (no spread of a conditional object): this runs per change.
       const healthCheck = backend?.healthCheck;
-      yield plan.changes.map((change) => ({ backend: name, change, dynamic: plan.dynamic.has(change.slot), ...(healthCheck ? { healthCheck } : {}) }));
+      const planned = new Array<PlannedChange>(plan.changes.length);
+      for (let i = 0; i < planned.length; i++) {
+        const change = plan.changes[i]!;
+        planned[i] = { backend: name, change, dynamic: plan.dynamic.has(change.slot), healthCheck };
+      }
+      yield planned;
     }
   }
 

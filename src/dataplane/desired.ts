@@ -7,7 +7,7 @@
 //            for trigger times from before the process started; only these count for health
 //   structure the hash of everything only a new configuration can change, and why it changed
 
-import { structureOf, type Backend } from "../model.ts";
+import { sameStructureFields, structureOf, type Backend } from "../model.ts";
 
 interface Pending {
   /** When the change arrived (monotonic ms): health reports the oldest. */
@@ -52,7 +52,8 @@ export class DesiredState {
   /** A backend's new desired state; a no-op when nothing HAProxy serves differs. */
   set(backend: Backend, now: number): void {
     const old = this.#backends.get(backend.name);
-    const structure = structureOf(backend);
+    // An endpoint change keeps every structural field: its structure is not built again.
+    const structure = old !== undefined && sameStructureFields(old, backend) ? this.#structures.get(backend.name)! : structureOf(backend);
     const structural = old === undefined || this.#structures.get(backend.name) !== structure;
     const endpoints = old === undefined || !sameEndpoints(old, backend);
     if (!structural && !endpoints && old.minSlots === backend.minSlots) return;

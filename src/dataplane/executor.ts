@@ -2,7 +2,7 @@
 // classified. Only a change HAProxy confirmed reaches the applied picture (`applied` hook).
 //
 //   plans (lazy, per backend) ─► chunk of ≥ WRITE_CHUNK commands ─► transport.executeAll ─┐
-//        └─ planned while HAProxy already works on the previous chunks                     │
+//        └─ pulled while < MAX_OUTSTANDING commands wait, and again as replies come back   │
 //   replies, in order ◄──────────────────────────────────────────────────────────────────┘
 //     ok ─► applied()        del + "still has connections" ─► busyDeletes (not a failure)
 //     no answer (connection lost) ─► interrupted (not a failure: the reconnect resynchronises)
@@ -23,7 +23,8 @@ import {
 import { slotName } from "../haproxy/names.ts";
 import { STRUCTURE_ENV } from "../haproxy/render.ts";
 import type { CommandResult } from "../haproxy/runtime-client.ts";
-import { parseServersState, type ServerRecord } from "../haproxy/servers-state.ts";
+import { ServersStateReader } from "../haproxy/servers-state.ts";
+import { AppliedState } from "./applied.ts";
 import type { SlotChange } from "./planner.ts";
 
 /** The runtime API as the data plane uses it (haproxy/runtime-client.ts; a fake in tests). */
@@ -71,12 +72,20 @@ export interface ExecuteHooks {
   refused(planned: PlannedChange, command: string, error: KubeHaproxyError): void;
 }
 
-/** Commands planned before the first write of a large flush: HAProxy starts on them at once. */
+/** Commands gathered into one executeAll: HAProxy starts on the first ones while more are planned. */
 const WRITE_CHUNK = 1024;
+/**
+ * Most commands sent and not answered yet. Plans are pulled as replies come back, so a flush
+ * of every endpoint (a first sync against an empty HAProxy: 200,000 commands at 100,000
+ * endpoints) never holds all its commands, results and replies at once; the runtime client's
+ * own window (runtime-client.ts) is far smaller, so HAProxy never waits for planning.
+ */
+const MAX_OUTSTANDING = 4 * WRITE_CHUNK;
 
 /**
- * Sends every planned change. `plans` is pulled lazily, one backend's changes at a time, and a
- * backend is never split across chunks, so nothing planned depends on a reply not yet in.
+ * Sends every planned change. `plans` is pulled lazily, one backend's changes at a time, while
+ * fewer than MAX_OUTSTANDING commands wait for their replies; a backend is never split across
+ * chunks, so nothing planned depends on a reply not yet in.
  */
 export function execute(transport: Transport, plans: Iterable<readonly PlannedChange[]>, hooks: ExecuteHooks): Promise<ExecuteOutcome> {
   const outcome: ExecuteOutcome = {
@@ -88,28 +97,56 @@ export function execute(transport: Transport, plans: Iterable<readonly PlannedCh
     busyDeletes: new Set(),
     notDynamic: new Set(),
   };
-  const sent: Promise<void>[] = [];
-  let planned: PlannedChange[] = [];
-  let commands: RuntimeCommand[] = [];
-  const send = (): void => {
-    if (commands.length === 0) return;
-    const [batch, lines] = [planned, commands];
-    [planned, commands] = [[], []];
-    sent.push(transport.executeAll(lines).then((results) => collect(batch, lines, results, outcome, hooks)));
-  };
+  const pending = plans[Symbol.iterator]();
+  let exhausted = false;
+  let outstanding = 0;
   // The backend name is validated once per run of changes to the same backend, not per command.
   let builder: { readonly backend: string; readonly commands: ServerCommands } | undefined;
-  for (const changes of plans) {
-    for (const change of changes) {
-      if (builder?.backend !== change.backend) builder = { backend: change.backend, commands: serverCommands(change.backend) };
-      planned.push(change);
-      commands.push(commandFor(builder.commands, change));
+  return new Promise((resolve, reject) => {
+    const send = (planned: PlannedChange[], commands: RuntimeCommand[]): void => {
+      outstanding += commands.length;
+      transport
+        .executeAll(commands)
+        .then((results) => {
+          collect(planned, commands, results, outcome, hooks);
+          outstanding -= commands.length;
+          fill();
+        })
+        .catch(fail);
+    };
+    // A plan or a command builder that threw: the flush fails, as before, and nothing more is planned.
+    const fail = (error: unknown): void => {
+      exhausted = true;
+      reject(error);
+    };
+    const fill = (): void => {
+      let planned: PlannedChange[] = [];
+      let commands: RuntimeCommand[] = [];
+      while (!exhausted && outstanding + commands.length < MAX_OUTSTANDING) {
+        const next = pending.next();
+        if (next.done) {
+          exhausted = true;
+          break;
+        }
+        for (const change of next.value) {
+          if (builder?.backend !== change.backend) builder = { backend: change.backend, commands: serverCommands(change.backend) };
+          planned.push(change);
+          commands.push(commandFor(builder.commands, change));
+        }
+        if (commands.length >= WRITE_CHUNK) {
+          send(planned, commands);
+          [planned, commands] = [[], []];
+        }
+      }
+      if (commands.length > 0) send(planned, commands);
+      else if (exhausted && outstanding === 0) resolve(outcome);
+    };
+    try {
+      fill();
+    } catch (error) {
+      fail(error);
     }
-    if (commands.length >= WRITE_CHUNK) send();
-  }
-  send();
-  // One chunk (a single change, most flushes): no Promise.all on the hot path.
-  return (sent.length === 1 ? sent[0]! : Promise.all(sent)).then(() => outcome);
+  });
 }
 
 function collect(
@@ -163,15 +200,31 @@ function commandFor(commands: ServerCommands, { change, dynamic, healthCheck }: 
 }
 
 export type HaproxyState =
-  | { readonly ok: true; readonly records: readonly ServerRecord[]; readonly structure: string | undefined }
+  | {
+      readonly ok: true;
+      readonly applied: AppliedState;
+      /** Per backend, how many of its servers HAProxy's health check holds DOWN (every backend listed). */
+      readonly down: ReadonlyMap<string, number>;
+      readonly structure: string | undefined;
+    }
   | { readonly ok: false; readonly interrupted: boolean; readonly error: KubeHaproxyError };
 
-/** HAProxy's own account: every server (`show servers state`) and the running structure (`show env`). */
+/**
+ * HAProxy's own account: every server (`show servers state`, read into the applied picture as
+ * it arrives, never held whole) and the running structure (`show env`).
+ */
 export async function readHaproxyState(transport: Transport): Promise<HaproxyState> {
-  const [state, env] = await transport.executeAll([showServersState(), showEnv(STRUCTURE_ENV)]);
+  const applied = AppliedState.builder();
+  const reader = new ServersStateReader(applied.add);
+  const [state, env] = await transport.executeAll([showServersState(undefined, (chunk) => reader.push(chunk)), showEnv(STRUCTURE_ENV)]);
   if (!state!.ok) return { ok: false, interrupted: isInterruption(state!.error), error: state!.error };
   if (!env!.ok) return { ok: false, interrupted: isInterruption(env!.error), error: env!.error };
-  return { ok: true, records: parseServersState(state!.reply), structure: parseShowEnv(STRUCTURE_ENV, env!.reply) };
+  try {
+    reader.end();
+  } catch (error) {
+    return { ok: false, interrupted: false, error: error as KubeHaproxyError };
+  }
+  return { ok: true, applied: applied.done(), down: applied.down, structure: parseShowEnv(STRUCTURE_ENV, env!.reply) };
 }
 
 /** The connection broke before HAProxy answered: what the command did is unknown, and no failure of it. */

@@ -122,8 +122,10 @@ export interface PlanInput {
  * they are overflow, and the rest of the backend is served.
  */
 export function planBackendSync(input: PlanInput): BackendPlan {
-  const byKey = new Map<string, Endpoint>(input.endpoints.map((endpoint) => [endpointKey(endpoint), endpoint]));
-  const { assignment, overflow } = assignSlots(input.previous, [...byKey.keys()], input.slots);
+  const { endpoints } = input;
+  const keys = new Array<string>(endpoints.length);
+  for (let i = 0; i < endpoints.length; i++) keys[i] = endpointKey(endpoints[i]!);
+  const { assignment, overflow } = assignSlots(input.previous, keys, input.slots);
   // Copied only when dynamic servers are added: the common plan fits its slots.
   let planned = input.slots;
   let dynamic = input.dynamic;
@@ -138,8 +140,12 @@ export function planBackendSync(input: PlanInput): BackendPlan {
     }
     [planned, dynamic] = [grown, added];
   }
+  // Endpoints are unique on ip:port (model.ts); were one repeated, the last would win its slot.
   const bySlot = new Map<number, Endpoint>();
-  for (const [key, slot] of assignment) bySlot.set(slot, byKey.get(key)!);
+  for (let i = 0; i < endpoints.length; i++) {
+    const slot = assignment.get(keys[i]!);
+    if (slot !== undefined) bySlot.set(slot, endpoints[i]!);
+  }
   const changes = planBackend(planned, input.applied, bySlot, dynamic, input.checked);
   return { assignment, changes, dynamic, overflow: input.growable ? [] : overflow };
 }

@@ -19,21 +19,21 @@ export function assignSlots(previous: SlotAssignment, wanted: readonly string[],
   const assignment = new Map<string, number>();
   const top = slots.length === 0 ? 0 : slots[slots.length - 1]!;
   // 0: not a slot of this backend, 1: free, 2: taken.
-  const used = new Uint8Array(top + 1);
+  const used = scratch(top + 1);
   for (const slot of slots) used[slot] = 1;
-  const newcomers: string[] = [];
+  let newcomers: string[] | undefined;
   for (const key of wanted) {
     const slot = previous.get(key);
     if (slot !== undefined && slot <= top && used[slot] === 1 && !assignment.has(key)) {
       assignment.set(key, slot);
       used[slot] = 2;
     } else if (!assignment.has(key)) {
-      newcomers.push(key);
+      (newcomers ??= []).push(key);
     }
   }
   const overflow: string[] = [];
   let next = 1;
-  for (const key of newcomers) {
+  for (const key of newcomers ?? []) {
     if (assignment.has(key)) continue; // a duplicate of a newcomer placed just before
     while (next <= top && used[next] !== 1) next++;
     if (next > top) {
@@ -43,7 +43,16 @@ export function assignSlots(previous: SlotAssignment, wanted: readonly string[],
     assignment.set(key, next);
     used[next] = 2;
   }
+  used.fill(0, 0, top + 1);
   return { assignment, overflow };
+}
+
+// One zeroed array for every call (assignSlots leaves it zeroed): a typed array allocated per
+// plan, i.e. per backend per change, cost more than the assignment itself.
+let shared = new Uint8Array(64);
+function scratch(length: number): Uint8Array {
+  if (shared.length < length) shared = new Uint8Array(Math.max(length, shared.length * 2));
+  return shared;
 }
 
 /**

@@ -18,6 +18,12 @@ export type Expect = "empty" | "addr-changed" | "server-added" | "server-deleted
 export interface RuntimeCommand {
   readonly line: string;
   readonly expect: Expect;
+  /**
+   * An open-ended reply ("any") handed over chunk by chunk as it arrives instead of held whole:
+   * the reply is then empty. For `show servers state` of a large HAProxy (~14 MB at 160,000
+   * servers), read while HAProxy writes it and never held as one string.
+   */
+  readonly stream?: (chunk: string) => void;
 }
 
 /** A slot's administrative state as the runtime API names it. */
@@ -99,10 +105,11 @@ export function setServerState(backend: string, name: string, state: ServerState
   return serverCommands(backend).setState(name, state);
 }
 
-export function showServersState(backend?: string): RuntimeCommand {
+export function showServersState(backend?: string, stream?: (chunk: string) => void): RuntimeCommand {
   return {
     line: backend === undefined ? "show servers state" : `show servers state ${checkName("backend", backend)}`,
     expect: "any",
+    ...(stream ? { stream } : {}),
   };
 }
 

@@ -10,8 +10,23 @@ export function slotName(slot: number, dynamic = false): string {
   return `${dynamic ? DYNAMIC_PREFIX : SLOT_PREFIX}${slot}`;
 }
 
-/** The slot a server name stands for, or undefined for a server that is not ours. */
+/**
+ * The slot a server name stands for (`s<N>` or `d<N>`, N from 1 without leading zeros), or
+ * undefined for a server that is not ours. Read by character: it runs once per server of
+ * every full sync (160,000 at 10,000 Service ports).
+ */
 export function parseSlotName(server: string): { readonly slot: number; readonly dynamic: boolean } | undefined {
-  const match = /^([sd])([1-9]\d*)$/.exec(server);
-  return match ? { slot: Number(match[2]), dynamic: match[1] === DYNAMIC_PREFIX } : undefined;
+  const kind = server.charCodeAt(0);
+  if ((kind !== S && kind !== D) || server.length < 2 || server.length > 16 || server.charCodeAt(1) === ZERO) return undefined;
+  let slot = 0;
+  for (let i = 1; i < server.length; i++) {
+    const digit = server.charCodeAt(i) - ZERO;
+    if (digit < 0 || digit > 9) return undefined;
+    slot = slot * 10 + digit;
+  }
+  return { slot, dynamic: kind === D };
 }
+
+const S = SLOT_PREFIX.charCodeAt(0);
+const D = DYNAMIC_PREFIX.charCodeAt(0);
+const ZERO = 48;

@@ -16,7 +16,7 @@
 // Three rules keep the framing exact and HAProxy answering (DESIGN.md, "versions"):
 // - Bytes in flight stay below tune.bufsize. HAProxy 3.2.0–3.2.3 stop answering once a
 //   pipelined batch fills the CLI's input buffer (fixed upstream in c6c2ef1f1); the rest waits
-//   in #queue and goes out as replies come back. The window still holds ~100 commands, far
+//   in #queue and goes out once half the window was answered. The window still holds ~100 commands, far
 //   more than one round trip on a local socket needs, so the cap costs no throughput.
 // - Open-ended commands (`expect: "any"`, e.g. `show servers state`) never share the prompt
 //   connection. Prompt framing cannot delimit free text ("\n> " inside a body reads as two
@@ -216,6 +216,10 @@ export class RuntimeClient extends EventEmitter<Events> {
   /** Writes queued commands while the cap allows; starts an open-ended one when the pipe is empty. */
   #pump(): void {
     if (!this.#connected || this.#single) return;
+    // More goes out once half the window is free, not at every reply chunk: HAProxy answers as
+    // it reads, ~10 replies a chunk, and topping the window up at each made a write (a syscall
+    // on each side) per ~10 commands.
+    if (this.#inFlightBytes > this.#options.maxInFlightBytes / 2) return;
     const lines: string[] = [];
     for (let next = this.#queue.peek(); next; next = this.#queue.peek()) {
       const busy = this.#inFlight.size > 0;
@@ -299,7 +303,7 @@ export class RuntimeClient extends EventEmitter<Events> {
 
   /** Runs an open-ended command on a connection of its own (see the header). */
   #sendSingle(entry: Entry): void {
-    const single = { entry, command: singleCommand(this.#options.address, entry.command.line, this.#options.maxReplyChars) };
+    const single = { entry, command: singleCommand(this.#options.address, entry.command.line, this.#options.maxReplyChars, entry.command.stream) };
     this.#single = single;
     this.#waitFromNow();
     single.command.reply.then(

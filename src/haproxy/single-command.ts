@@ -14,15 +14,22 @@ export interface SingleCommand {
   cancel(): void;
 }
 
-export function singleCommand(address: string, line: string, maxReplyChars: number): SingleCommand {
+/** `stream`: each chunk goes there as it arrives, none is held, and the reply is empty. */
+export function singleCommand(address: string, line: string, maxReplyChars: number, stream?: (chunk: string) => void): SingleCommand {
   const socket = createConnection(parseSocketAddress(address));
   let cancelled = false;
   const reply = new Promise<string>((resolve, reject) => {
     const received = new ClosedReply(maxReplyChars);
+    let streamed = false;
     let failure: Error | undefined;
     socket.setEncoding("utf8");
     socket.on("connect", () => socket.write(`${line}\n`));
     socket.on("data", (chunk: string) => {
+      if (stream) {
+        streamed = true;
+        stream(chunk);
+        return;
+      }
       try {
         received.push(chunk);
       } catch (error) {
@@ -37,7 +44,7 @@ export function singleCommand(address: string, line: string, maxReplyChars: numb
       if (cancelled) return;
       // No answer at all (not even the newline of an empty one) is not an empty reply: read as
       // one, an empty `show servers state` would say HAProxy has no servers.
-      failure ??= received.answered ? undefined : new Error("closed without an answer");
+      failure ??= received.answered || streamed ? undefined : new Error("closed without an answer");
       if (!failure) resolve(received.body());
       else if (failure instanceof KubeHaproxyError) reject(failure);
       else reject(new KubeHaproxyError("E_CONNECTION_CLOSED", `runtime connection to ${address} for "${line}" failed: ${failure.message}`, { command: line, cause: failure }));
