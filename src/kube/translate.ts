@@ -3,12 +3,12 @@
 // the watches, the log and the clock; this file reads snapshots and returns sorted data. Bad
 // objects become Skip records, never exceptions (kube-proxy logs and skips them too).
 
-import type { V1EndpointConditions, V1EndpointSlice, V1Service, V1ServicePort } from "./objects.ts";
+import type { V1Endpoint, V1EndpointConditions, V1EndpointSlice, V1Service, V1ServicePort } from "./objects.ts";
 import { backendName, endpointKey, isEndpointAddress, isPort, parseHealthCheck } from "../model.ts";
 import type { Backend, BackendMode, Bind, Endpoint, HealthCheck } from "../model.ts";
 import { familyOf, perFamily } from "./families.ts";
 import { compareText, healthCheckNodePort, oldestFirst, withExternal, type HealthCheckNodePort } from "./translate-external.ts";
-import { availableForTopology, hintsOf, topologyMode, type HintedEndpoint, type NodeTopology } from "./topology.ts";
+import { availableForTopology, hintsOf, topologyMode, type NodeTopology } from "./topology.ts";
 
 /**
  * onlyfetch (the default): every Service port gets a frontend at bindAddress:<service port>.
@@ -400,7 +400,7 @@ function portEndpoints(
   skipped: Skip[],
   topology?: NodeTopology,
 ): Endpoint[] {
-  const best = new Map<string, { ip: string; port: number; rank: Rank } & Pick<HintedEndpoint, "forZones" | "forNodes">>();
+  const found: { readonly ip: string; readonly port: number; readonly rank: Rank; readonly hints: V1Endpoint["hints"] }[] = [];
   const invalid = (message: string): void => {
     skipped.push({ service: key, port: portId, reason: "invalid-endpoint", message: `Service ${key}: ${message}` });
   };
@@ -426,23 +426,26 @@ function portEndpoints(
           skipped.push({ service: key, port: portId, reason: "ipv4-mapped-ipv6", message });
           continue;
         }
-        const candidate = { ip, port: target, rank: rank(endpoint.conditions), ...hintsOf(endpoint.hints) };
-        const id = endpointKey(candidate);
-        if ((best.get(id)?.rank ?? -1) < candidate.rank) best.set(id, candidate);
+        found.push({ ip, port: target, rank: rank(endpoint.conditions), hints: endpoint.hints });
       }
     }
   }
-  let candidates = [...best.values()];
+  // Sorted by address and port, the most usable copy of a duplicate first (the first seen among
+  // equals: the sort is stable); then one per ip:port. No map of keys: this runs on every change.
+  found.sort((a, b) => compareText(a.ip, b.ip) || a.port - b.port || b.rank - a.rank);
+  let candidates = found.filter((c, i) => i === 0 || c.ip !== found[i - 1]!.ip || c.port !== found[i - 1]!.port);
   if (topology) {
-    const hinted = candidates.map((c) => ({ ...c, ready: c.rank === RANK.ready }));
+    // Hints matter in local mode only (Cluster traffic policy): read them there.
+    const hinted = candidates.map((c) => ({ ...c, ready: c.rank === RANK.ready, ...hintsOf(c.hints) }));
     const mode = topologyMode(hinted, topology);
     candidates = hinted.filter((c) => !c.ready || availableForTopology(c, mode, topology));
   }
   const anyReady = candidates.some((c) => c.rank === RANK.ready);
-  return candidates
-    .filter((c) => c.rank !== RANK.other)
-    .map((c): Endpoint => ({ ip: c.ip, port: c.port, state: anyReady && c.rank === RANK.servingTerminating ? "drain" : "ready" }))
-    .sort((a, b) => compareText(a.ip, b.ip) || a.port - b.port);
+  const endpoints: Endpoint[] = [];
+  for (const c of candidates) {
+    if (c.rank !== RANK.other) endpoints.push({ ip: c.ip, port: c.port, state: anyReady && c.rank === RANK.servingTerminating ? "drain" : "ready" });
+  }
+  return endpoints;
 }
 
 /** The newest last-change-trigger-time over the slices (the network-programming latency start). */
