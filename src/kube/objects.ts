@@ -11,15 +11,23 @@
 
 import type * as k8s from "@kubernetes/client-node";
 
-/** Which fields of T to keep: `true` keeps the value whole, an object prunes it, `[fields]` prunes each item of an array. */
+/**
+ * Which fields of T to keep: `true` keeps the value whole, an object prunes it, `[fields]` prunes
+ * each item of an array. Two ways to keep a value whole but smaller (issue 14, 100,000 endpoints):
+ * `"shared"` keeps one copy of equal values (a node name, an endpoint's conditions) for every
+ * object that has them, and `"annotations"` keeps an annotation map without kubectl's
+ * last-applied-configuration (a copy of the whole object, never read).
+ */
 type FieldsOf<T> = {
-  readonly [K in keyof T]?: true | (NonNullable<T[K]> extends readonly (infer I)[] ? readonly [FieldsOf<I>] : FieldsOf<NonNullable<T[K]>>);
+  readonly [K in keyof T]?: true | Shared | Annotations | (NonNullable<T[K]> extends readonly (infer I)[] ? readonly [FieldsOf<I>] : FieldsOf<NonNullable<T[K]>>);
 };
+type Shared = "shared";
+type Annotations = "annotations";
 
 /** T with only the fields F names, optionality kept. */
 type Pruned<T, F> = T extends undefined | null
   ? T
-  : F extends true
+  : F extends true | Shared | Annotations
     ? T
     : T extends readonly (infer I)[]
       ? F extends readonly [infer E]
@@ -28,7 +36,7 @@ type Pruned<T, F> = T extends undefined | null
       : { [K in keyof T as K extends keyof F ? K : never]: Pruned<T[K], F[K & keyof F]> };
 
 const SERVICE_FIELDS = {
-  metadata: { namespace: true, name: true, uid: true, resourceVersion: true, labels: true, annotations: true, creationTimestamp: true },
+  metadata: { namespace: true, name: true, uid: true, resourceVersion: true, labels: true, annotations: "annotations", creationTimestamp: true },
   spec: {
     type: true, clusterIP: true, clusterIPs: true, ipFamilies: true,
     ports: [{ name: true, protocol: true, port: true, targetPort: true, nodePort: true, appProtocol: true }],
@@ -40,14 +48,14 @@ const SERVICE_FIELDS = {
 } as const satisfies FieldsOf<k8s.V1Service>;
 
 const ENDPOINT_SLICE_FIELDS = {
-  metadata: { namespace: true, name: true, resourceVersion: true, labels: true, annotations: true, creationTimestamp: true },
+  metadata: { namespace: true, name: true, resourceVersion: true, labels: true, annotations: "annotations", creationTimestamp: true },
   addressType: true,
   ports: [{ name: true, protocol: true, port: true, appProtocol: true }],
   endpoints: [{
     addresses: true,
-    conditions: { ready: true, serving: true, terminating: true },
-    nodeName: true,
-    zone: true,
+    conditions: "shared",
+    nodeName: "shared",
+    zone: "shared",
     hints: { forZones: true, forNodes: true },
   }],
 } as const satisfies FieldsOf<k8s.V1EndpointSlice>;
@@ -68,13 +76,15 @@ export function pruneEndpointSlice(raw: unknown): V1EndpointSlice {
   return prune(raw, ENDPOINT_SLICE_FIELDS) as V1EndpointSlice;
 }
 
-type Fields = true | { readonly [field: string]: Fields } | readonly [Fields];
+type Fields = true | Shared | Annotations | { readonly [field: string]: Fields } | readonly [Fields];
 
 /**
  * Copies the named fields. A value whose shape differs from the list's (a string where an
  * object belongs) is kept as it came: translation reports bad objects, pruning does not hide them.
  */
 function prune(value: unknown, fields: Fields): unknown {
+  if (fields === "shared") return shared(value);
+  if (fields === "annotations") return withoutLastApplied(value);
   if (fields === true || typeof value !== "object" || value === null) return value;
   if (Array.isArray(fields)) {
     const item = (fields as readonly [Fields])[0];
@@ -87,4 +97,38 @@ function prune(value: unknown, fields: Fields): unknown {
     if (kept !== undefined) out[field] = prune(kept, (fields as Record<string, Fields>)[field]!);
   }
   return out;
+}
+
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+function withoutLastApplied(annotations: unknown): unknown {
+  if (typeof annotations !== "object" || annotations === null || !Object.hasOwn(annotations, LAST_APPLIED)) return annotations;
+  const { [LAST_APPLIED]: _, ...kept } = annotations as Record<string, unknown>;
+  return kept;
+}
+
+// One copy of each distinct node name, zone and conditions: 100,000 endpoints share a few
+// hundred values. Frozen, since every object that has the value holds the same one. Bounded:
+// when a long-lived cluster has shown more distinct values than this, the table starts again.
+const SHARED_MAX = 10_000;
+const sharedValues = new Map<string, unknown>();
+
+/** A string, or a flat object of booleans (conditions), as the one shared copy of equal values; anything else as it came. */
+function shared(value: unknown): unknown {
+  let id: string;
+  if (typeof value === "string") id = value;
+  else if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    id = "\0"; // no node name or zone starts with NUL
+    for (const field in value) {
+      const flag = (value as Record<string, unknown>)[field];
+      if (typeof flag !== "boolean") return value;
+      id += `${field}=${flag ? 1 : 0},`;
+    }
+  } else return value;
+  const known = sharedValues.get(id);
+  if (known !== undefined) return known;
+  if (sharedValues.size >= SHARED_MAX) sharedValues.clear();
+  const kept = typeof value === "string" ? value : Object.freeze(value);
+  sharedValues.set(id, kept);
+  return kept;
 }
