@@ -14,14 +14,16 @@ import type * as k8s from "@kubernetes/client-node";
 /**
  * Which fields of T to keep: `true` keeps the value whole, an object prunes it, `[fields]` prunes
  * each item of an array. Two ways to keep a value whole but smaller (issue 14, 100,000 endpoints):
- * `"shared"` keeps one copy of equal values (a node name, an endpoint's conditions) for every
- * object that has them, and `"annotations"` keeps an annotation map without kubectl's
- * last-applied-configuration (a copy of the whole object, never read).
+ * `"shared"` keeps one copy of equal strings (node names, zones) for every object that has them,
+ * `"conditions"` one copy of each combination of an endpoint's three conditions, and
+ * `"annotations"` an annotation map without kubectl's last-applied-configuration (a copy of the
+ * whole object, never read).
  */
 type FieldsOf<T> = {
-  readonly [K in keyof T]?: true | Shared | Annotations | (NonNullable<T[K]> extends readonly (infer I)[] ? readonly [FieldsOf<I>] : FieldsOf<NonNullable<T[K]>>);
+  readonly [K in keyof T]?: true | Shared | Conditions | Annotations | (NonNullable<T[K]> extends readonly (infer I)[] ? readonly [FieldsOf<I>] : FieldsOf<NonNullable<T[K]>>);
 };
 type Shared = "shared";
+type Conditions = "conditions";
 type Annotations = "annotations";
 
 /** T with only the fields F names, optionality kept. */
@@ -29,6 +31,8 @@ type Pruned<T, F> = T extends undefined | null
   ? T
   : F extends true | Shared | Annotations
     ? T
+    : F extends Conditions
+      ? Pick<T, "ready" & keyof T | "serving" & keyof T | "terminating" & keyof T>
     : T extends readonly (infer I)[]
       ? F extends readonly [infer E]
         ? Pruned<I, E>[]
@@ -53,7 +57,7 @@ const ENDPOINT_SLICE_FIELDS = {
   ports: [{ name: true, protocol: true, port: true, appProtocol: true }],
   endpoints: [{
     addresses: true,
-    conditions: "shared",
+    conditions: "conditions",
     nodeName: "shared",
     zone: "shared",
     hints: { forZones: true, forNodes: true },
@@ -76,14 +80,15 @@ export function pruneEndpointSlice(raw: unknown): V1EndpointSlice {
   return prune(raw, ENDPOINT_SLICE_FIELDS) as V1EndpointSlice;
 }
 
-type Fields = true | Shared | Annotations | { readonly [field: string]: Fields } | readonly [Fields];
+type Fields = true | Shared | Conditions | Annotations | { readonly [field: string]: Fields } | readonly [Fields];
 
 /**
  * Copies the named fields. A value whose shape differs from the list's (a string where an
  * object belongs) is kept as it came: translation reports bad objects, pruning does not hide them.
  */
 function prune(value: unknown, fields: Fields): unknown {
-  if (fields === "shared") return shared(value);
+  if (fields === "shared") return sharedText(value);
+  if (fields === "conditions") return sharedConditions(value);
   if (fields === "annotations") return withoutLastApplied(value);
   if (fields === true || typeof value !== "object" || value === null) return value;
   if (Array.isArray(fields)) {
@@ -107,28 +112,34 @@ function withoutLastApplied(annotations: unknown): unknown {
   return kept;
 }
 
-// One copy of each distinct node name, zone and conditions: 100,000 endpoints share a few
-// hundred values. Frozen, since every object that has the value holds the same one. Bounded:
-// when a long-lived cluster has shown more distinct values than this, the table starts again.
+// One copy of each distinct node name and zone: 100,000 endpoints share a few hundred (V8
+// shares strings of up to 10 characters from JSON.parse by itself; real node names are longer).
+// Bounded: when a long-lived cluster has shown more distinct values than this, the table starts again.
 const SHARED_MAX = 10_000;
-const sharedValues = new Map<string, unknown>();
+const sharedTexts = new Map<string, string>();
 
-/** A string, or a flat object of booleans (conditions), as the one shared copy of equal values; anything else as it came. */
-function shared(value: unknown): unknown {
-  let id: string;
-  if (typeof value === "string") id = value;
-  else if (typeof value === "object" && value !== null && !Array.isArray(value)) {
-    id = "\0"; // no node name or zone starts with NUL
-    for (const field in value) {
-      const flag = (value as Record<string, unknown>)[field];
-      if (typeof flag !== "boolean") return value;
-      id += `${field}=${flag ? 1 : 0},`;
-    }
-  } else return value;
-  const known = sharedValues.get(id);
+function sharedText(value: unknown): unknown {
+  if (typeof value !== "string") return value;
+  const known = sharedTexts.get(value);
   if (known !== undefined) return known;
-  if (sharedValues.size >= SHARED_MAX) sharedValues.clear();
-  const kept = typeof value === "string" ? value : Object.freeze(value);
-  sharedValues.set(id, kept);
-  return kept;
+  if (sharedTexts.size >= SHARED_MAX) sharedTexts.clear();
+  sharedTexts.set(value, value);
+  return value;
+}
+
+const CONDITION_FIELDS = { ready: true, serving: true, terminating: true } as const;
+// Each combination of ready/serving/terminating (true, false or absent: 27), frozen, as it is shared.
+const conditionCopies: (object | undefined)[] = [];
+
+/** An endpoint's conditions as the one shared copy of that combination; a non-boolean one pruned as any object, for translation to read as it came. */
+function sharedConditions(value: unknown): unknown {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  const { ready, serving, terminating } = value as Record<string, unknown>;
+  const code = conditionCode(ready) * 9 + conditionCode(serving) * 3 + conditionCode(terminating);
+  if (Number.isNaN(code)) return prune(value, CONDITION_FIELDS);
+  return (conditionCopies[code] ??= Object.freeze(prune(value, CONDITION_FIELDS) as object));
+}
+
+function conditionCode(flag: unknown): number {
+  return flag === undefined ? 0 : flag === true ? 1 : flag === false ? 2 : NaN;
 }
