@@ -149,6 +149,7 @@ export class Proxier extends EventEmitter<Events> {
   /** Reports a Service's skips (its translation's and its port conflicts) that were not reported before. */
   #report(service: string): void {
     const skips = [...(this.#translations.get(service)?.skipped ?? []), ...(this.#conflicts.get(service) ?? [])];
+    if (skips.length === 0 && !this.#reported.has(service)) return; // nothing to report, nothing to forget: most changes
     const seen = this.#reported.get(service) ?? new Set<string>();
     const now = new Set<string>();
     for (const skip of skips) {
@@ -167,7 +168,14 @@ export class Proxier extends EventEmitter<Events> {
 function sameStructure(a: ServiceTranslation | undefined, b: ServiceTranslation | undefined): boolean {
   if (!a || !b) return a === b;
   if (a.createdAt !== b.createdAt || a.backends.length !== b.backends.length) return false;
-  return a.backends.every((backend, i) => structureOf(backend) === structureOf(b.backends[i]!) && destinations(backend) === destinations(b.backends[i]!));
+  return a.backends.every((backend, i) => sameBackend(backend, b.backends[i]!));
+}
+
+function sameBackend(a: Backend, b: Backend): boolean {
+  // Translations of one prepared Service (translate.ts) share its binds array: then no text to build (the hot path).
+  const same = a.binds === b.binds && a.name === b.name && a.mode === b.mode && a.algorithm === b.algorithm
+    && a.affinityTimeoutSeconds === b.affinityTimeoutSeconds && a.healthCheck === b.healthCheck && a.nodePort === b.nodePort;
+  return same || (structureOf(a) === structureOf(b) && destinations(a) === destinations(b));
 }
 
 /** Where a backend is reached, source ranges included: who holds a destination is resolved across Services. */

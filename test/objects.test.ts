@@ -51,3 +51,21 @@ test("values of another shape than the API's pass through for translation to jud
   assert.deepEqual(pruneEndpointSlice({ addressType: "IPv4", endpoints: [null, 7] }), { addressType: "IPv4", endpoints: [null, 7] });
   assert.equal(pruneService(null), null);
 });
+
+test("equal node names, zones and conditions are kept once, frozen; annotations lose kubectl's last-applied copy only", () => {
+  const raw = (ready: boolean) => ({
+    metadata: { name: "s", annotations: { "kubectl.kubernetes.io/last-applied-configuration": "{…}", "endpoints.kubernetes.io/last-change-trigger-time": "t" } },
+    endpoints: [{ addresses: ["10.0.0.1"], conditions: { ready, serving: true }, nodeName: `node-with-a-long-name-${"x".repeat(20)}`, zone: "eu-west-1a" }],
+  });
+  const [a, b, c] = [pruneEndpointSlice(JSON.parse(JSON.stringify(raw(true)))), pruneEndpointSlice(JSON.parse(JSON.stringify(raw(true)))), pruneEndpointSlice(JSON.parse(JSON.stringify(raw(false))))];
+  const [ea, eb, ec] = [a.endpoints![0]!, b.endpoints![0]!, c.endpoints![0]!];
+  assert.equal(ea.conditions, eb.conditions);
+  assert.notEqual(ea.conditions, ec.conditions);
+  assert.deepEqual(ec.conditions, { ready: false, serving: true });
+  assert.ok(Object.isFrozen(ea.conditions));
+  assert.deepEqual(a.metadata?.annotations, { "endpoints.kubernetes.io/last-change-trigger-time": "t" });
+  // A value of another shape is kept as it came, for translation to report.
+  const odd = pruneEndpointSlice({ endpoints: [{ conditions: { ready: "yes" }, nodeName: 7 }] });
+  assert.deepEqual(odd.endpoints, [{ conditions: { ready: "yes" }, nodeName: 7 }]);
+  assert.ok(!Object.isFrozen(odd.endpoints![0]!.conditions));
+});

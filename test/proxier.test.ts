@@ -86,3 +86,17 @@ test("a port conflict: the younger Service never reaches the engine, and takes o
   assert.deepEqual(calls.slice(1), ["delete a:first:8080", "set b:second:8080 10.0.0.8/ready"]);
   assert.deepEqual(proxier.backends().map((b) => b.name), ["b:second:8080"]);
 });
+
+test("what a Service alone decides is read again whenever the Service changes, even as the same object edited", () => {
+  const { proxier } = setup();
+  proxier.start();
+  const service = makeService("default", "web", [{ port: 8080 }]);
+  proxier.onService("add", service);
+  proxier.onEndpointSlice("add", makeSlice("default", "web", "web-1", [{ ip: "10.0.0.1" }], [{ port: 80 }]));
+  service.metadata!.annotations!["kube-haproxy.io/algorithm"] = "leastconn";
+  proxier.onService("update", service);
+  // A slice change afterwards (the path that reuses the prepared Service) keeps the new setting.
+  proxier.onEndpointSlice("update", makeSlice("default", "web", "web-1", [{ ip: "10.0.0.2" }], [{ port: 80 }]));
+  assert.equal(proxier.backends()[0]!.algorithm, "leastconn");
+  assert.deepEqual(proxier.backends()[0]!.endpoints.map((e) => e.ip), ["10.0.0.2"]);
+});

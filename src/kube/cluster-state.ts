@@ -4,17 +4,20 @@
 // slice change costs the size of its Service, not of the cluster.
 
 import type { V1EndpointSlice, V1Service } from "./objects.ts";
-import { serviceKey, sliceServiceKey, translateService, type ServiceTranslation, type TranslateOptions } from "./translate.ts";
+import { prepareService, serviceKey, sliceServiceKey, translateService, type PreparedService, type ServiceTranslation, type TranslateOptions } from "./translate.ts";
 import type { WatchEventType } from "./watch.ts";
 
 export class ClusterState {
   readonly #services = new Map<string, V1Service>();
   // service key → slice key (ns/name) → slice
   readonly #slices = new Map<string, Map<string, V1EndpointSlice>>();
+  // What each Service alone decides (translate.ts), kept until the Service changes: a slice change re-reads slices only.
+  readonly #prepared = new Map<string, PreparedService>();
 
   /** Records a Service event; returns the Service's key. */
   applyService(type: WatchEventType, service: V1Service): string {
     const key = serviceKey(service);
+    this.#prepared.delete(key);
     if (type === "delete") this.#services.delete(key);
     else this.#services.set(key, service);
     return key;
@@ -44,6 +47,8 @@ export class ClusterState {
   translate(key: string, options: TranslateOptions): ServiceTranslation | undefined {
     const service = this.#services.get(key);
     if (!service) return undefined;
-    return translateService(service, [...(this.#slices.get(key)?.values() ?? [])], options);
+    let prepared = this.#prepared.get(key);
+    if (prepared?.service !== service || prepared.options !== options) this.#prepared.set(key, (prepared = prepareService(service, options)));
+    return translateService(service, [...(this.#slices.get(key)?.values() ?? [])], options, prepared);
   }
 }

@@ -3,12 +3,12 @@
 // the watches, the log and the clock; this file reads snapshots and returns sorted data. Bad
 // objects become Skip records, never exceptions (kube-proxy logs and skips them too).
 
-import type { V1EndpointConditions, V1EndpointSlice, V1Service, V1ServicePort } from "./objects.ts";
+import type { V1Endpoint, V1EndpointConditions, V1EndpointSlice, V1Service, V1ServicePort } from "./objects.ts";
 import { backendName, endpointKey, isEndpointAddress, isPort, parseHealthCheck } from "../model.ts";
 import type { Backend, BackendMode, Bind, Endpoint, HealthCheck } from "../model.ts";
 import { familyOf, perFamily } from "./families.ts";
 import { compareText, healthCheckNodePort, oldestFirst, withExternal, type HealthCheckNodePort } from "./translate-external.ts";
-import { availableForTopology, hintsOf, topologyMode, type HintedEndpoint, type NodeTopology } from "./topology.ts";
+import { availableForTopology, hintsOf, topologyMode, type NodeTopology } from "./topology.ts";
 
 /**
  * onlyfetch (the default): every Service port gets a frontend at bindAddress:<service port>.
@@ -135,61 +135,99 @@ export function isSelectedService(labels: Readonly<Record<string, string>> | und
   return proxy === undefined || (!!serviceProxyName && proxy === serviceProxyName);
 }
 
-export function translateService(
-  service: V1Service,
-  slices: readonly V1EndpointSlice[],
-  options: TranslateOptions,
-): ServiceTranslation {
+/**
+ * What the Service alone decides, before any slice is read: its skips, settings and the backends
+ * of its ports without endpoints. ClusterState keeps it per Service until the Service changes,
+ * so that a slice change (the hot path) reads only slices.
+ */
+export interface PreparedService {
+  readonly service: V1Service;
+  readonly options: TranslateOptions;
+  readonly key: string;
+  readonly createdAt: number;
+  /** Service-wide skips (the whole Service, or its annotations and affinity), in order. */
+  readonly skipped: readonly Skip[];
+  /** Undefined: the whole Service is skipped. Per port, in order: a skip, or its backend but for endpoints. */
+  readonly ports?: readonly ({ readonly skip: Skip } | { readonly port: V1ServicePort; readonly portId: string; readonly backend: Omit<Backend, "endpoints"> })[];
+  readonly nodeLocal: boolean;
+  readonly clusterIPs: readonly string[];
+}
+
+export function prepareService(service: V1Service, options: TranslateOptions): PreparedService {
   const key = serviceKey(service);
   const createdAt = creationTime(service.metadata?.creationTimestamp);
+  const prepared = { service, options, key, createdAt, nodeLocal: false, clusterIPs: [] };
   const whole = wholeServiceSkip(service, key, options);
-  if (whole) return { key, backends: [], skipped: [{ service: key, ...whole }], createdAt };
+  if (whole) return { ...prepared, skipped: [{ service: key, ...whole }] };
 
   const skipped: Skip[] = [];
   const { mode, algorithm, minSlots, healthCheck } = annotationSettings(service, key, options, skipped);
   const affinityTimeoutSeconds = service.spec?.sessionAffinity === "ClientIP" ? affinityTimeout(service, key, skipped) : undefined;
-
-  // The caller should pass only this Service's slices; check anyway, since a slice whose label
-  // was edited must not leak endpoints into another Service. Sorted by name so that the skip
-  // records come out in the same order whatever order the watch delivered the slices in.
-  const own = slices.filter((slice) => sliceServiceKey(slice) === key)
-    .sort((a, b) => compareText(a.metadata?.name ?? "", b.metadata?.name ?? ""));
-  const triggerTime = newestTriggerTime(own);
-  // FQDN slices are deprecated and ignored by kube-proxy. Local/mesh split the families (families.ts).
-  const ipSlices = own.filter((slice) => slice.addressType === "IPv4" || slice.addressType === "IPv6");
-
-  // internalTrafficPolicy Local: this node's endpoints only; none means none (kube-proxy drops).
-  const nodeLocal = options.local !== undefined && service.spec?.internalTrafficPolicy === "Local";
-  const endpointSlices = nodeLocal ? ipSlices.map((slice) => onlyNode(slice, options.local!.nodeName)) : ipSlices;
   const clusterIPs = options.local ? serviceClusterIPs(service) : [];
-
   const [namespace = "", name = ""] = key.split("/");
-  const backends: Backend[] = [];
+  const ports: NonNullable<PreparedService["ports"]>[number][] = [];
+  const names = new Set<string>();
   for (const port of service.spec?.ports ?? []) {
     const portId = port.name || String(port.port);
     const problem = portProblem(port, key, options.local ? undefined : options.reservedPorts);
     if (problem) {
-      skipped.push({ service: key, port: portId, ...problem });
+      ports.push({ skip: { service: key, port: portId, ...problem } });
       continue;
     }
     const backend = backendName(namespace, name, port.name || port.port);
-    if (backends.some((b) => b.name === backend)) {
-      const message = `Service ${key}: port ${portId} is declared twice.`;
-      skipped.push({ service: key, port: portId, reason: "invalid-object", message });
+    if (names.has(backend)) {
+      ports.push({ skip: { service: key, port: portId, reason: "invalid-object", message: `Service ${key}: port ${portId} is declared twice.` } });
       continue;
     }
-    backends.push({
-      name: backend,
-      servicePort: `${key}:${portId}`,
-      mode,
-      algorithm,
-      binds: options.local ? clusterIPs.map((address) => ({ address, port: port.port })) : [{ address: options.bindAddress, port: port.port }],
-      ...(affinityTimeoutSeconds === undefined ? {} : { affinityTimeoutSeconds }),
-      ...(healthCheck === undefined ? {} : { healthCheck }),
-      minSlots,
-      endpoints: portEndpoints(port, portId, endpointSlices, key, skipped, nodeLocal ? undefined : options.local),
-      ...(triggerTime === undefined ? {} : { triggerTime }),
+    names.add(backend);
+    ports.push({
+      port,
+      portId,
+      backend: {
+        name: backend,
+        servicePort: `${key}:${portId}`,
+        mode,
+        algorithm,
+        binds: options.local ? clusterIPs.map((address) => ({ address, port: port.port })) : [{ address: options.bindAddress, port: port.port }],
+        ...(affinityTimeoutSeconds === undefined ? {} : { affinityTimeoutSeconds }),
+        ...(healthCheck === undefined ? {} : { healthCheck }),
+        minSlots,
+      },
     });
+  }
+  // internalTrafficPolicy Local: this node's endpoints only; none means none (kube-proxy drops).
+  const nodeLocal = options.local !== undefined && service.spec?.internalTrafficPolicy === "Local";
+  return { ...prepared, skipped, ports, nodeLocal, clusterIPs };
+}
+
+export function translateService(
+  service: V1Service,
+  slices: readonly V1EndpointSlice[],
+  options: TranslateOptions,
+  prepared: PreparedService = prepareService(service, options),
+): ServiceTranslation {
+  const { key, createdAt, ports, nodeLocal, clusterIPs } = prepared;
+  if (!ports) return { key, backends: [], skipped: [...prepared.skipped], createdAt };
+  const skipped = [...prepared.skipped];
+
+  // The caller should pass only this Service's slices; check anyway, since a slice whose label
+  // was edited must not leak endpoints into another Service. Sorted by name so that the skip
+  // records come out in the same order whatever order the watch delivered the slices in.
+  const own = slices.filter((slice) => sliceServiceKey(slice) === key);
+  if (own.length > 1) own.sort((a, b) => compareText(a.metadata?.name ?? "", b.metadata?.name ?? ""));
+  const triggerTime = newestTriggerTime(own);
+  // FQDN slices are deprecated and ignored by kube-proxy. Local/mesh split the families (families.ts).
+  const ipSlices = own.filter((slice) => slice.addressType === "IPv4" || slice.addressType === "IPv6");
+  const endpointSlices = nodeLocal ? ipSlices.map((slice) => onlyNode(slice, options.local!.nodeName)) : ipSlices;
+
+  const backends: Backend[] = [];
+  for (const entry of ports) {
+    if ("skip" in entry) {
+      skipped.push(entry.skip);
+      continue;
+    }
+    const endpoints = portEndpoints(entry.port, entry.portId, endpointSlices, key, skipped, nodeLocal ? undefined : options.local);
+    backends.push(triggerTime === undefined ? { ...entry.backend, endpoints } : { ...entry.backend, endpoints, triggerTime });
   }
   const mesh = options.mesh && options.local ? meshPart(service, key, backends, ipSlices, options.local.nodeName, skipped) : undefined;
   const served = options.local ? perFamily(mesh?.backends ?? backends, familyOf(clusterIPs[0]!), (backend) => clusterEndpoints(service, key, backend, ipSlices)) : backends;
@@ -400,7 +438,7 @@ function portEndpoints(
   skipped: Skip[],
   topology?: NodeTopology,
 ): Endpoint[] {
-  const best = new Map<string, { ip: string; port: number; rank: Rank } & Pick<HintedEndpoint, "forZones" | "forNodes">>();
+  const found: { readonly ip: string; readonly port: number; readonly rank: Rank; readonly hints: V1Endpoint["hints"] }[] = [];
   const invalid = (message: string): void => {
     skipped.push({ service: key, port: portId, reason: "invalid-endpoint", message: `Service ${key}: ${message}` });
   };
@@ -426,23 +464,26 @@ function portEndpoints(
           skipped.push({ service: key, port: portId, reason: "ipv4-mapped-ipv6", message });
           continue;
         }
-        const candidate = { ip, port: target, rank: rank(endpoint.conditions), ...hintsOf(endpoint.hints) };
-        const id = endpointKey(candidate);
-        if ((best.get(id)?.rank ?? -1) < candidate.rank) best.set(id, candidate);
+        found.push({ ip, port: target, rank: rank(endpoint.conditions), hints: endpoint.hints });
       }
     }
   }
-  let candidates = [...best.values()];
+  // Sorted by address and port, the most usable copy of a duplicate first (the first seen among
+  // equals: the sort is stable); then one per ip:port. No map of keys: this runs on every change.
+  found.sort((a, b) => compareText(a.ip, b.ip) || a.port - b.port || b.rank - a.rank);
+  let candidates = found.filter((c, i) => i === 0 || c.ip !== found[i - 1]!.ip || c.port !== found[i - 1]!.port);
   if (topology) {
-    const hinted = candidates.map((c) => ({ ...c, ready: c.rank === RANK.ready }));
+    // Hints matter in local mode only (Cluster traffic policy): read them there.
+    const hinted = candidates.map((c) => ({ ...c, ready: c.rank === RANK.ready, ...hintsOf(c.hints) }));
     const mode = topologyMode(hinted, topology);
     candidates = hinted.filter((c) => !c.ready || availableForTopology(c, mode, topology));
   }
   const anyReady = candidates.some((c) => c.rank === RANK.ready);
-  return candidates
-    .filter((c) => c.rank !== RANK.other)
-    .map((c): Endpoint => ({ ip: c.ip, port: c.port, state: anyReady && c.rank === RANK.servingTerminating ? "drain" : "ready" }))
-    .sort((a, b) => compareText(a.ip, b.ip) || a.port - b.port);
+  const endpoints: Endpoint[] = [];
+  for (const c of candidates) {
+    if (c.rank !== RANK.other) endpoints.push({ ip: c.ip, port: c.port, state: anyReady && c.rank === RANK.servingTerminating ? "drain" : "ready" });
+  }
+  return endpoints;
 }
 
 /** The newest last-change-trigger-time over the slices (the network-programming latency start). */
