@@ -101,6 +101,24 @@ test("changes during a flush in flight are merged into the next one; nothing is 
   assert.equal(transport.servers("default:api:80")!.get("s1")!.state, "ready");
 });
 
+test("a backend changed again after its flush took it is told applied once more, when the newer change is in HAProxy", async () => {
+  const { clock, transport, dataplane } = setup();
+  dataplane.beginSync();
+  await clock.advance(0);
+  const seen: string[][] = [];
+  dataplane.on("applied", (name) => name === web.name && seen.push([...dataplane.applied(web.name)!.values()].filter((slot) => slot.state === "ready").map((slot) => slot.ip)));
+  transport.hold = true;
+  dataplane.setBackend({ ...web, endpoints: endpoints("10.0.0.1") });
+  await clock.advance(0); // the flush took web and planned 10.0.0.1; its replies are held
+  dataplane.setBackend({ ...web, endpoints: endpoints("10.0.0.2") });
+  transport.hold = false;
+  transport.release();
+  await clock.advance(0);
+  await dataplane.whenSynced();
+  assert.deepEqual(seen.at(-1), ["10.0.0.2"], `the last "applied" shows the newer change (seen: ${JSON.stringify(seen)})`);
+  assert.equal(dataplane.health().pendingMs, 0, "nothing left pending");
+});
+
 test("a connection lost mid-batch is no failure and no backoff; the reconnect repairs at once (issue 9, bug 7)", async () => {
   const { clock, transport, dataplane, reports, failed, lines } = setup();
   dataplane.beginSync();

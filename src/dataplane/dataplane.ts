@@ -387,6 +387,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   }
 
   async #flush(full: boolean, started: number): Promise<RunResult> {
+    const takenAt = this.#clock.now();
     const names = this.#desired.takeDirty();
     for (const name of this.#reaper.takeDue()) names.add(name);
     const outcome = await execute(this.#transport, this.#plans(names), {
@@ -402,7 +403,11 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     const at = this.#clock.wallNow();
     for (const name of names) {
       if (outcome.unconfirmed.has(name) || this.#missing.has(name) || !this.#desired.isPending(name)) continue;
-      this.emit("applied", name, this.#desired.settle(name), at);
+      // Changed again while this flush ran (its plan is pulled as replies come back, so it may
+      // hold either version): told applied now and again by the next flush, whose plan has the
+      // newer change. Reporting only now would tell waiters about a state not in HAProxy yet.
+      const triggerTime = this.#desired.isDirty(name) ? this.#desired.settleOlder(name, takenAt) : this.#desired.settle(name);
+      this.emit("applied", name, triggerTime, at);
     }
     const durationMs = this.#clock.now() - started;
     this.emit("flushed", { full, backends: names.size, commands: outcome.answered, failed: outcome.failed, durationMs });

@@ -114,6 +114,18 @@ export class DesiredState {
     return triggerTime;
   }
 
+  /**
+   * Confirmed by a flush, but changed again after that flush took it (`isDirty`): what it planned
+   * is in HAProxy, a newer change may not be. The older one settles (its trigger time, if any);
+   * the newer one waits for the next flush, which reports it applied too, counted from `since`
+   * (the flush's start, no later than the change's arrival: health never sees it younger).
+   */
+  settleOlder(name: string, since: number): number | undefined {
+    const triggerTime = this.settle(name);
+    this.#pending.set(name, { since, triggerTime: undefined });
+    return triggerTime;
+  }
+
   /** When the oldest change not yet in HAProxy arrived; undefined when none waits. */
   pendingSince(): number | undefined {
     let oldest: number | undefined;
