@@ -66,6 +66,7 @@ export interface SidecarProcess {
 export async function startSidecarProcess(o: SidecarProcessOptions = {}): Promise<SidecarProcess> {
   const services = o.services ?? 1;
   const perService = o.perService ?? 1;
+  if (services > 10_000 || perService > 10) throw new RangeError("startSidecarProcess: at most 10,000 Services of 10 endpoints (the fillers' address plan)");
   const dir = await mkdtemp(join(tmpdir(), "kh-bench-lat-"));
   const cleanups: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
   const stop = async (): Promise<void> => {
@@ -81,7 +82,8 @@ export async function startSidecarProcess(o: SidecarProcessOptions = {}): Promis
     const backend = `default:web:${port}`;
     const mode = (svc: { metadata?: { annotations?: Record<string, string> } }): void => void (svc.metadata!.annotations!["kube-haproxy.io/mode"] = "tcp");
     cluster.api.upsert("services", makeService("default", "web", [{ port: port! }], mode));
-    const fillers = (s: number) => Array.from({ length: perService - 1 }, (_, j) => ({ ip: `127.67.${s % 250}.${j + 1 + 10 * Math.floor(s / 250)}` }));
+    // Up to 10,000 Services of up to 10 endpoints: s = a + 250 b + 2,500 c spelled 127.(69 + c).a.(j + 1 + 10 b).
+    const fillers = (s: number) => Array.from({ length: perService - 1 }, (_, j) => ({ ip: `127.${69 + Math.floor(s / 2_500)}.${s % 250}.${j + 1 + 10 * (Math.floor(s / 250) % 10)}` }));
     const setEndpoint = (ip: string): void => void cluster.api.upsert("endpointslices", makeSlice("default", "web", "web-1", [{ ip }, ...fillers(250)], [{ port: a.port }]));
     setEndpoint(a.ip);
     others.forEach((p, s) => {
