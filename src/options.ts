@@ -255,8 +255,6 @@ export function resolveOptions(flags: RawFlags, env: NodeJS.ProcessEnv = {}, com
     const value = notEmpty(flag);
     const parsed = parseSocketAddress(value);
     if ("host" in parsed) tcpAddress(flag, value, parsed.host, parsed.port, 1);
-    // `host:99999` is no path either: say what a TCP address must be.
-    else if (!value.includes("/") && /:\d+$/.test(value)) tcpAddress(flag, value, "", 0, 1);
     else if (!/^[A-Za-z0-9_./-]+$/.test(value)) throw bad(flag, `a socket path may hold only letters, digits and _ . / -, not ${JSON.stringify(value)}`);
     return value;
   };
